@@ -1,0 +1,253 @@
+"""Checkpoints with Orbax: periodic saves, exact resume, config check, SIGTERM.
+
+Each checkpoint holds the train state and a JSON record of the step and of the
+config fields that shape the training trajectory. A run only resumes from a
+checkpoint whose record matches its config, and never writes over one that
+does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+logger = logging.getLogger(__name__)
+
+# Config fields that may differ between a checkpoint and the run resuming it,
+# because they change how a run is executed, logged or stored but not its
+# parameters. num_epochs is not here: it sets the cosine schedule's length.
+RUN_CONTROL_FIELDS = (
+    "data_dir",
+    "max_steps",
+    "log_every_steps",
+    "eval_every_epochs",
+    "eval_batch_size",
+    "checkpoint_every_steps",
+    "keep_checkpoints",
+    "progress_bar",
+)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f"{name}."))
+    else:
+      flat[name] = value
+  return flat
+
+
+def trajectory_config(config: Any) -> dict[str, Any]:
+  """Returns the config fields that shape training, flattened and JSON-normalised.
+
+  Every field except ``RUN_CONTROL_FIELDS`` is kept; nested ConfigDicts become
+  dotted names (``optimizer.learning_rate``) and tuples become lists, as they
+  would after a JSON round trip.
+  """
+  as_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+  flat = _flatten(as_dict)
+  kept = {name: value for name, value in flat.items() if name not in RUN_CONTROL_FIELDS}
+  return json.loads(json.dumps(kept, sort_keys=True, default=str))
+
+
+def config_fingerprint(config: Any) -> str:
+  """Returns a SHA-256 hex digest of ``trajectory_config(config)``."""
+  canonical = json.dumps(trajectory_config(config), sort_keys=True)
+  return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+  """Lists ``"name: saved -> current"`` for every field that differs."""
+  lines = []
+  for name in sorted(set(saved) | set(current)):
+    before = saved.get(name, "<missing>")
+    after = current.get(name, "<missing>")
+    if before != after:
+      lines.append(f"{name}: {before!r} -> {after!r}")
+  return lines
+
+
+def abstract_like(tree: Any) -> Any:
+  """Returns ``jax.ShapeDtypeStruct``s with the shapes, dtypes and shardings of ``tree``."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+      tree,
+  )
+
+
+class CheckpointManager:
+  """Saves and restores the train state under ``<workdir>/checkpoints``.
+
+  A thin wrapper around ``orbax.checkpoint.CheckpointManager`` that saves
+  every ``save_interval_steps`` steps (and when forced), keeps the newest
+  ``max_to_keep`` checkpoints, and stores the config fingerprint with each.
+
+  Example:
+    >>> manager = CheckpointManager(workdir, config=config)  # doctest: +SKIP
+    >>> manager.check_config()  # raises if the workdir holds another run
+    >>> restored = manager.restore(abstract_like(state))
+    >>> manager.save(step, state, force=True); manager.close()
+  """
+
+  def __init__(
+      self,
+      workdir: str,
+      *,
+      config: Any,
+      max_to_keep: int = 3,
+      save_interval_steps: int = 1000,
+  ):
+    if max_to_keep < 1:
+      raise ValueError(f"keep_checkpoints must be >= 1, got {max_to_keep}")
+    if save_interval_steps < 1:
+      raise ValueError(f"checkpoint_every_steps must be >= 1, got {save_interval_steps}")
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    self.config = trajectory_config(config)
+    self.fingerprint = config_fingerprint(config)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep,
+        save_interval_steps=save_interval_steps,
+        create=True,
+    )
+    self._manager = ocp.CheckpointManager(
+        self.directory, options=options, item_names=("state", "metadata"))
+
+  def latest_step(self) -> int | None:
+    """Returns the step of the newest checkpoint, or None if there is none."""
+    return self._manager.latest_step()
+
+  def read_metadata(self, step: int) -> dict[str, Any]:
+    """Reads the JSON record (step, config, fingerprint) saved with ``step``."""
+    restored = self._manager.restore(
+        step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
+    return dict(restored["metadata"])
+
+  def check_config(self) -> None:
+    """Raises if the newest checkpoint was saved by a run with another config.
+
+    Raises:
+      ValueError: naming each differing field with its saved and current
+        value. Nothing is written, so the checkpoint stays intact.
+    """
+    step = self.latest_step()
+    if step is None:
+      return
+    metadata = self.read_metadata(step)
+    if metadata.get("fingerprint") == self.fingerprint:
+      return
+    differences = config_differences(metadata.get("config", {}), self.config)
+    raise ValueError(
+        f"checkpoint at step {step} in {self.directory} was saved with a different "
+        f"config, so the run cannot resume from it. Differing fields (saved -> "
+        f"current): {'; '.join(differences) or 'none listed, fingerprints differ'}. "
+        "Use a new workdir, or restore the saved values to resume."
+    )
+
+  def restore(self, abstract_state: Any) -> tuple[Any, dict[str, Any]] | None:
+    """Restores the newest checkpoint into the shapes and shardings given.
+
+    Args:
+      abstract_state: the train state, or ``jax.ShapeDtypeStruct``s of it
+        (``abstract_like``), whose structure, dtypes and shardings the
+        restored arrays take.
+
+    Returns:
+      ``(state, metadata)`` or None when the directory has no checkpoint.
+
+    Raises:
+      ValueError: if the checkpoint's config does not match (``check_config``).
+    """
+    step = self.latest_step()
+    if step is None:
+      return None
+    self.check_config()
+    restored = self._manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            metadata=ocp.args.JsonRestore(),
+        ),
+    )
+    logger.info("Restored checkpoint of step %d from %s", step, self.directory)
+    return restored["state"], dict(restored["metadata"])
+
+  def save(self, step: int, state: Any, *, force: bool = False) -> bool:
+    """Saves ``state`` as step ``step`` if the interval is due or ``force``.
+
+    The write finishes in the background; the arrays are copied off the
+    devices before this returns, so ``state`` may be donated afterwards.
+
+    Returns:
+      Whether a checkpoint was started.
+    """
+    metadata = {"step": int(step), "fingerprint": self.fingerprint, "config": self.config}
+    saved = self._manager.save(
+        int(step),
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            metadata=ocp.args.JsonSave(metadata),
+        ),
+        force=force,
+    )
+    if saved:
+      logger.info("Saving checkpoint of step %d to %s", step, self.directory)
+    return saved
+
+  def wait_until_finished(self) -> None:
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    """Waits for pending writes and releases the manager."""
+    self._manager.wait_until_finished()
+    self._manager.close()
+
+
+class PreemptionWatcher:
+  """Turns SIGTERM into a request to save and stop at the next step boundary.
+
+  Use as a context manager around the training loop and call
+  ``should_stop(step)`` after each step. On a single process a SIGTERM
+  handler sets a flag, and the previous handler is restored on exit. With
+  several processes JAX's preemption service (started by
+  ``jax.distributed.initialize``) catches the signal and makes every process
+  agree on the same step, so no Python handler is installed.
+  """
+
+  def __init__(self, manager: CheckpointManager | None = None):
+    self._manager = manager
+    self._requested = threading.Event()
+    self._previous_handler = None
+    self._multi_process = jax.process_count() > 1
+
+  def _handle(self, signum, frame):
+    del frame
+    logger.warning("Received signal %d; saving a checkpoint at the next step boundary", signum)
+    self._requested.set()
+
+  def __enter__(self) -> "PreemptionWatcher":
+    if not self._multi_process and threading.current_thread() is threading.main_thread():
+      self._previous_handler = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    if self._previous_handler is not None:
+      signal.signal(signal.SIGTERM, self._previous_handler)
+      self._previous_handler = None
+
+  def should_stop(self, step: int) -> bool:
+    """Returns whether a preemption was requested, as of ``step``."""
+    if self._multi_process and self._manager is not None:
+      # NOTE: not exercised by the tests, which run a single process.
+      return self._manager._manager.reached_preemption(step)
+    return self._requested.is_set()

@@ -1,0 +1,191 @@
+"""Jitted training and evaluation steps for an NNX model and optimiser.
+
+The model and ``nnx.Optimizer`` are split once into a static graph, their RNG
+streams and the train state (parameters, optimiser state, step count). The
+train state is what the steps update, donate and checkpoint. Every random draw
+of step ``s`` comes from ``fold_in(train_key, s)``, so a run resumed from a
+checkpoint repeats the uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from sigreg_jax import parallel
+from sigreg_jax.data import augment
+from sigreg_jax.training import loss as loss_lib
+from sigreg_jax.training import metrics as metrics_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+  """A model and its optimiser, split for ``jax.jit``.
+
+  Attributes:
+    graphdef: the static structure of ``(model, optimizer)``.
+    rng_state: the model's RNG stream variables. The train step reseeds the
+      ``"dropout"`` stream from the step key, so these are not checkpointed.
+    state: parameters, optimiser state and step count (``state[1]["step"]``):
+      everything a checkpoint must hold.
+  """
+
+  graphdef: nnx.GraphDef
+  rng_state: nnx.State
+  state: nnx.State
+
+  @classmethod
+  def create(cls, model: nnx.Module, tx: optax.GradientTransformation) -> "TrainState":
+    """Wraps ``model`` in an ``nnx.Optimizer`` over its ``nnx.Param``s and splits both."""
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+    graphdef, rng_state, state = nnx.split((model, optimizer), nnx.RngState, ...)
+    return cls(graphdef, rng_state, state)
+
+  def merge(self, state: nnx.State | None = None) -> tuple[nnx.Module, nnx.Optimizer]:
+    """Rebuilds ``(model, optimizer)``, from ``state`` when given."""
+    return nnx.merge(self.graphdef, self.rng_state, self.state if state is None else state)
+
+  def replace(self, state: nnx.State) -> "TrainState":
+    return dataclasses.replace(self, state=state)
+
+  @property
+  def step(self) -> int:
+    """The number of optimiser steps taken (host int; blocks until known)."""
+    return int(self.state[1]["step"][...])
+
+
+def _step_keys(train_key: jax.Array, step: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Splits ``fold_in(train_key, step)`` into augmentation, regulariser and dropout keys."""
+  key = jax.random.fold_in(train_key, step)
+  augment_key, regularizer_key, dropout_key = jax.random.split(key, 3)
+  return augment_key, regularizer_key, dropout_key
+
+
+def make_train_step(
+    train_state: TrainState,
+    config: Any,
+    *,
+    num_classes: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    schedules: dict[str, optax.Schedule],
+    mesh: Mesh,
+) -> Callable[[nnx.State, jax.Array, jax.Array, jax.Array], tuple[nnx.State, dict[str, jax.Array]]]:
+  """Builds the jitted train step ``(state, images, labels, train_key) -> (state, metrics)``.
+
+  One step: draw the step's keys from ``fold_in(train_key, step)``, augment
+  the uint8 batch on device (crop, flip, RandAugment, MixUp/CutMix as
+  ``config.augment`` selects), run the model in train mode, compute
+  ``(1 - alpha) * CE + alpha * mean_l R(features[l])`` and apply the optax
+  update. ``state`` is donated: do not use it after the call.
+
+  Args:
+    train_state: the split model and optimiser; its graph and RNG streams are
+      baked into the step.
+    config: the run config (``regularizer``, ``alpha``, ``weak``, ``strong``,
+      ``augment``).
+    num_classes: number of classes of the dataset.
+    mean: per-channel normalisation mean.
+    std: per-channel normalisation standard deviation.
+    schedules: learning-rate schedules to log, keyed by metric name.
+    mesh: the data mesh; the state is kept replicated on it.
+
+  Returns:
+    The jitted step. Its inputs: ``state`` (replicated), ``images`` uint8
+    ``[batch, H, W, C]`` and ``labels`` int32 ``[batch]`` sharded over
+    ``"data"``, ``train_key`` a PRNG key. Its metrics (scalars unless noted):
+    ``loss``, ``cross_entropy``, ``accuracy`` (against the argmax of the soft
+    labels), ``grad_norm`` (before clipping), ``param_norm`` (after the
+    update), ``update_norm``, each schedule's learning rate and, with a
+    regulariser, ``regularizer`` and ``regularizer_per_layer``
+    (``[num_layers]``).
+  """
+  regularizer, regularizer_kwargs = loss_lib.make_regularizer(config)
+  alpha = loss_lib.resolve_alpha(config.regularizer, config.alpha)
+  augment_config = config.augment
+
+  def train_step(state, images, labels, train_key):
+    model, optimizer = train_state.merge(state)
+    model.train()
+    step = optimizer.step[...]
+    augment_key, regularizer_key, dropout_key = _step_keys(train_key, step)
+    nnx.reseed(model, dropout=dropout_key)
+
+    images, soft_labels = augment.augment_batch(
+        augment_key, images, labels,
+        num_classes=num_classes, config=augment_config, mean=mean, std=std,
+    )
+
+    def loss_fn(model):
+      logits, features = model(images)
+      loss, aux = loss_lib.total_loss(
+          logits, soft_labels, features, regularizer_key,
+          regularizer=regularizer, alpha=alpha, regularizer_kwargs=regularizer_kwargs,
+      )
+      aux["accuracy"] = jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(soft_labels, -1))
+      return loss, aux
+
+    (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    updates = optimizer.update(model, grads)
+
+    metrics = {"loss": loss, **aux}
+    metrics["grad_norm"] = metrics_lib.global_norm(nnx.state(grads, nnx.Param))
+    metrics["update_norm"] = metrics_lib.global_norm(updates)
+    metrics["param_norm"] = metrics_lib.global_norm(nnx.state(model, nnx.Param))
+    for name, schedule in schedules.items():
+      metrics[name] = jnp.asarray(schedule(step), jnp.float32)
+
+    _, _, new_state = nnx.split((model, optimizer), nnx.RngState, ...)
+    return new_state, metrics
+
+  replicated = parallel.replicated_sharding(mesh)
+  return jax.jit(train_step, donate_argnums=(0,), out_shardings=(replicated, replicated))
+
+
+def make_eval_step(
+    train_state: TrainState,
+    *,
+    num_classes: int,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    mesh: Mesh,
+) -> Callable[..., tuple[dict[str, jax.Array], list[jax.Array]]]:
+  """Builds the jitted eval step ``(state, images, labels, mask) -> (sums, features)``.
+
+  The model runs in eval mode (no stochastic depth) on normalised, unaugmented
+  images. ``mask`` (float ``[batch]``, 1 for real rows and 0 for padding) lets
+  the last, partial batch be padded to the full batch size.
+
+  Returns:
+    The jitted step. Its outputs: ``sums`` with ``loss_sum`` (summed
+    cross-entropy), ``correct`` (top-1 hits) and ``count`` (real rows), all
+    replicated scalars; and ``features``, the model's per-layer
+    ``[batch, channels]`` arrays sharded over ``"data"``.
+  """
+
+  def eval_step(state, images, labels, mask):
+    model, _ = train_state.merge(state)
+    model.eval()
+    images, one_hot = augment.prepare_eval_batch(
+        images, labels, num_classes=num_classes, mean=mean, std=std)
+    logits, features = model(images)
+    logits = logits.astype(jnp.float32)
+
+    cross_entropy = optax.softmax_cross_entropy(logits, one_hot)
+    hits = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+    sums = {
+        "loss_sum": jnp.sum(cross_entropy * mask),
+        "correct": jnp.sum(hits * mask),
+        "count": jnp.sum(mask),
+    }
+    return sums, [z.astype(jnp.float32) for z in features]
+
+  replicated = parallel.replicated_sharding(mesh)
+  return jax.jit(eval_step, out_shardings=(replicated, parallel.batch_sharding(mesh)))
