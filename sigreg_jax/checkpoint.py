@@ -90,7 +90,7 @@ class CheckpointManager:
   """Saves and restores the train state under ``<workdir>/checkpoints``.
 
   A thin wrapper around ``orbax.checkpoint.CheckpointManager`` that saves
-  every ``save_interval_steps`` steps (and when forced), keeps the newest
+  at multiples of ``save_interval_steps`` (and when forced), keeps the newest
   ``max_to_keep`` checkpoints, and stores the config fingerprint with each.
 
   Example:
@@ -115,11 +115,10 @@ class CheckpointManager:
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     self.config = trajectory_config(config)
     self.fingerprint = config_fingerprint(config)
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep,
-        save_interval_steps=save_interval_steps,
-        create=True,
-    )
+    self.save_interval_steps = save_interval_steps
+    # The interval is applied by `should_save`, because Orbax's own interval
+    # also saves the first step of a run.
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
     self._manager = ocp.CheckpointManager(
         self.directory, options=options, item_names=("state", "metadata"))
 
@@ -182,8 +181,12 @@ class CheckpointManager:
     logger.info("Restored checkpoint of step %d from %s", step, self.directory)
     return restored["state"], dict(restored["metadata"])
 
+  def should_save(self, step: int) -> bool:
+    """Returns whether ``step`` is a multiple of the interval and not yet saved."""
+    return step % self.save_interval_steps == 0 and step != self.latest_step()
+
   def save(self, step: int, state: Any, *, force: bool = False) -> bool:
-    """Saves ``state`` as step ``step`` if the interval is due or ``force``.
+    """Saves ``state`` as step ``step`` if ``should_save(step)`` or ``force``.
 
     The write finishes in the background; the arrays are copied off the
     devices before this returns, so ``state`` may be donated afterwards.
@@ -191,6 +194,8 @@ class CheckpointManager:
     Returns:
       Whether a checkpoint was started.
     """
+    if step == self.latest_step() or not (force or self.should_save(step)):
+      return False
     metadata = {"step": int(step), "fingerprint": self.fingerprint, "config": self.config}
     saved = self._manager.save(
         int(step),
@@ -198,7 +203,7 @@ class CheckpointManager:
             state=ocp.args.StandardSave(state),
             metadata=ocp.args.JsonSave(metadata),
         ),
-        force=force,
+        force=True,
     )
     if saved:
       logger.info("Saving checkpoint of step %d to %s", step, self.directory)

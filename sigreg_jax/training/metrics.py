@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 def global_norm(tree: Any) -> jax.Array:
   """Returns the L2 norm of all leaves of ``tree`` taken as one vector, in float32."""
-  return optax.global_norm(jax.tree.map(lambda x: x.astype(jnp.float32), tree))
+  return optax.tree.norm(jax.tree.map(lambda x: x.astype(jnp.float32), tree))
 
 
 def to_python(value: Any) -> Any:
