@@ -1,7 +1,7 @@
 """Models that return `(logits, features)` for per-layer regularisation.
 
 `features` lists the per-layer `[batch, channels]` tensors that Weak-SIGReg
-(Akbar, 2026, arXiv 2603.05924) regularises; the models never compute the
+(Akbar, 2026, arXiv 2603.05924) regularises. The models never compute the
 regulariser themselves.
 """
 
@@ -86,7 +86,7 @@ def create_model(
     if field in fields and not _same_value(fields.pop(field), value):
       raise ValueError(
           f"config.model.{field} does not match the data, which gives "
-          f"{field}={value!r}; remove the field or correct it."
+          f"{field}={value!r}. Remove the field or correct it."
       )
 
   model_class = MODELS[name]
@@ -96,7 +96,7 @@ def create_model(
     valid = sorted(accepted - {"self", "rngs", *derived})
     raise ValueError(
         f"config.model has fields {unknown} that {model_class.__name__} does "
-        f"not take; valid fields are {valid}."
+        f"not take. Valid fields are {valid}."
     )
 
   if isinstance(fields.get("dtype"), str):

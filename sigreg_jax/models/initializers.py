@@ -69,7 +69,7 @@ def kernel_and_bias_init(
   """Return the `(kernel_init, bias_init)` pair of a named scheme.
 
   Schemes:
-    "truncated_normal": weights truncated normal, std 0.02; zero biases.
+    "truncated_normal": weights truncated normal with std 0.02, zero biases.
     "pytorch_default": PyTorch's `Linear`/`Conv2d` defaults for weights and
       biases, both `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
     "xavier_uniform": Glorot-uniform weights with PyTorch's default bias, as

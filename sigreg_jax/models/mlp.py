@@ -27,20 +27,19 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 class MLP(nnx.Module):
-  """Flatten, `len(hidden_widths)` Linear + activation layers, linear head.
+  """Deep MLP: flatten, `len(hidden_widths)` Linear + activation layers, head.
 
   Every layer uses PyTorch's default `nn.Linear` initialisation,
   `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` for weights and biases, because the
-  paper's MLP runs were PyTorch and a vanilla deep MLP is sensitive to the
-  initial scale.
+  Weak-SIGReg paper's MLP runs were PyTorch code with that default.
 
   Args:
     in_features: number of input values per example, the product of the
       non-batch image dimensions (3072 for 32x32x3).
-    hidden_widths: width of each hidden layer; one feature per entry.
+    hidden_widths: width of each hidden layer, one feature per entry.
     num_classes: number of output logits.
     activation: "relu", "gelu" (exact), "tanh" or "silu".
-    dtype: compute dtype, for example `jnp.bfloat16`. Parameters stay float32;
+    dtype: compute dtype, for example `jnp.bfloat16`. Parameters stay float32,
       features come back in `dtype` and logits in float32.
     rngs: `nnx.Rngs` for the parameters.
 
@@ -103,7 +102,7 @@ class MLP(nnx.Module):
       raise ValueError(
           f"images of shape {tuple(images.shape)} flatten to {num_values} "
           f"values per example, but the MLP has in_features="
-          f"{self.in_features}; build it with in_features={num_values}."
+          f"{self.in_features}. Build it with in_features={num_values}."
       )
     activation = ACTIVATIONS[self.activation]
 

@@ -23,7 +23,8 @@ def grid_positions(grid_height: int, grid_width: int) -> jax.Array:
     grid_width: number of patch columns.
 
   Returns:
-    int32 array `[grid_height * grid_width, 2]`; column 0 is x, column 1 is y.
+    int32 array `[grid_height * grid_width, 2]` with x in column 0 and y in
+    column 1.
   """
   rows, columns = jnp.meshgrid(
       jnp.arange(grid_height), jnp.arange(grid_width), indexing="ij"
@@ -39,8 +40,8 @@ def axial_frequencies(head_dim: int, base: float = 10000.0) -> jax.Array:
   schedule applied to one axis.
 
   Args:
-    head_dim: channels per attention head; a multiple of 4.
-    base: RoPE base; larger values give lower frequencies.
+    head_dim: channels per attention head, a multiple of 4.
+    base: RoPE base. Larger values give lower frequencies.
 
   Returns:
     float32 array `[head_dim // 4]`, decreasing from 1.
@@ -48,7 +49,7 @@ def axial_frequencies(head_dim: int, base: float = 10000.0) -> jax.Array:
   if head_dim % 4 != 0:
     raise ValueError(
         f"2-D rotary embedding needs head_dim divisible by 4 (two axes of "
-        f"rotation pairs), got head_dim={head_dim}; change width or num_heads."
+        f"rotation pairs), got head_dim={head_dim}. Change width or num_heads."
     )
   axis_dim = head_dim // 2
   return base ** (-jnp.arange(0, axis_dim, 2, dtype=jnp.float32) / axis_dim)
@@ -62,7 +63,7 @@ def axial_rotary_angles(
   Args:
     positions: `[num_tokens, 2]` (x, y) positions, for example from
       `grid_positions`.
-    head_dim: channels per attention head; a multiple of 4.
+    head_dim: channels per attention head, a multiple of 4.
     base: RoPE base.
 
   Returns:
@@ -97,13 +98,14 @@ def apply_axial_rotary(
   a function of p' - p only.
 
   `pairing="cross_axis"` reproduces the public PyTorch code of the
-  Weak-SIGReg paper, which applies `rotate_half` over the whole head: channel
-  `j` of the x half pairs with channel `j` of the y half, and the first
-  member turns by the x angle while the second turns by the y angle. That map
-  is a rotation only when x == y, so scores also depend on absolute position.
+  Weak-SIGReg paper, which applies `rotate_half` over the whole head. There
+  channel `j` of the x half pairs with channel `j` of the y half. The first
+  member of a pair turns by the x angle and the second by the y angle, so
+  the map is a rotation only when x == y, and scores also depend on absolute
+  position.
 
   Args:
-    inputs: `[..., head_dim]` queries or keys; any float dtype.
+    inputs: `[..., head_dim]` queries or keys of any float dtype.
     angles: `[..., head_dim // 2]` from `axial_rotary_angles`, broadcastable
       against `inputs` apart from the last axis.
     pairing: "within_axis" (a true rotation) or "cross_axis" (the Weak-SIGReg
@@ -130,7 +132,7 @@ def apply_axial_rotary(
   if angles.shape[-1] * 2 != head_dim or head_dim % 4 != 0:
     raise ValueError(
         f"angles must have last axis head_dim // 2 with head_dim divisible by "
-        f"4, got inputs {inputs.shape} and angles {angles.shape}; build angles "
+        f"4, got inputs {inputs.shape} and angles {angles.shape}. Build angles "
         f"with axial_rotary_angles(positions, head_dim={head_dim})."
     )
   quarter = head_dim // 4

@@ -21,7 +21,8 @@ from sigreg_jax.models import rotary
 PositionEmbedding = Literal["rope2d", "learned"]
 Pool = Literal["mean", "class_token"]
 
-# PyTorch's LayerNorm default; the paper's models use torch.nn.LayerNorm.
+# PyTorch's LayerNorm default, because the Weak-SIGReg authors' models use
+# torch.nn.LayerNorm.
 _LAYER_NORM_EPSILON = 1e-5
 
 
@@ -64,8 +65,8 @@ class SelfAttention(nnx.Module):
   ) -> jax.Array:
     """Attend over `tokens [batch, num_tokens, width]`.
 
-    `rotary_angles [num_tokens, head_dim // 2]` rotates queries and keys; None
-    leaves them as they are.
+    `rotary_angles [num_tokens, head_dim // 2]` rotates queries and keys, and
+    None leaves them as they are.
     """
     batch, num_tokens, width = tokens.shape
     qkv = self.qkv(tokens).reshape(
@@ -81,7 +82,7 @@ class SelfAttention(nnx.Module):
       )
       key = rotary.apply_axial_rotary(key, angles, pairing=self.rope_pairing)
 
-    # Scale 1/sqrt(head_dim); logits and softmax run in float32 for bfloat16.
+    # Scale 1/sqrt(head_dim). Logits and softmax run in float32 for bfloat16.
     attended = jax.nn.dot_product_attention(query, key, value)
     return self.output(attended.reshape(batch, num_tokens, width))
 
@@ -181,10 +182,11 @@ class ViT(nnx.Module):
   normalisation. The features are returned alongside the logits and play no
   part in computing them.
 
-  Position information comes either from 2-D rotary embedding of queries and
-  keys (`"rope2d"`: the head's channels split into an x half and a y half,
-  base `rope_base`; a class token is not rotated) or from a learned absolute
-  embedding added to the tokens (`"learned"`).
+  Position information comes from one of two sources. With `"rope2d"`,
+  queries and keys get a 2-D rotary embedding: the head's channels split
+  into an x half and a y half, with base `rope_base`, and a class token is
+  not rotated. With `"learned"`, a learned absolute embedding is added to the
+  tokens.
 
   Stochastic depth rises linearly over the blocks, from 0 in the first block
   to `stochastic_depth_rate` in the last, as `linspace(0, rate, depth)`. It is
@@ -203,20 +205,20 @@ class ViT(nnx.Module):
   Args:
     num_classes: number of output logits.
     image_size: input height and width, an int for square images or a
-      `(height, width)` pair; each must be a multiple of `patch_size`.
+      `(height, width)` pair. Each must be a multiple of `patch_size`.
     in_channels: input channels.
     patch_size: side of the square patches.
     width: token channels (the residual stream width).
     depth: number of transformer blocks, which is also the number of features.
-    num_heads: attention heads; must divide `width`, and with "rope2d"
+    num_heads: attention heads. It must divide `width`, and with "rope2d"
       `width // num_heads` must be a multiple of 4.
     mlp_dim: hidden width of each block's MLP.
     qkv_bias: whether the query, key and value projections have a bias.
     position_embedding: "rope2d" or "learned".
     class_token: whether to prepend a learned class token.
     pool: "mean" (mean of the final-normalised patch tokens, the class token
-      excluded) or "class_token" (the final-normalised class token; needs
-      `class_token=True`).
+      excluded) or "class_token" (the final-normalised class token, which
+      needs `class_token=True`).
     stochastic_depth_rate: drop rate of the last block, in [0, 1).
     rope_base: base of the rotary frequencies.
     rope_pairing: "within_axis" (true 2-D rotary embedding) or "cross_axis"
@@ -225,7 +227,7 @@ class ViT(nnx.Module):
     linear_init: initialisation of the attention and MLP linears.
     patch_embedding_init: initialisation of the patch-embedding convolution.
     head_init: initialisation of the classifier head.
-    dtype: compute dtype, for example `jnp.bfloat16`. Parameters stay float32;
+    dtype: compute dtype, for example `jnp.bfloat16`. Parameters stay float32,
       features come back in `dtype` and logits in float32.
     rngs: `nnx.Rngs` for parameters and, when `stochastic_depth_rate > 0`,
       the "dropout" stream.
@@ -336,7 +338,7 @@ class ViT(nnx.Module):
     )
 
   def _rotary_angles(self, head_dim: int) -> jax.Array | None:
-    """Angles `[num_tokens, head_dim // 2]`; a class token gets angle 0."""
+    """Return the angles `[num_tokens, head_dim // 2]`, 0 for a class token."""
     if self.position_embedding_kind != "rope2d":
       return None
     positions = rotary.grid_positions(*self.grid_shape)
@@ -355,7 +357,7 @@ class ViT(nnx.Module):
     if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
       raise ValueError(
           f"images must have shape [batch, {', '.join(map(str, self.image_shape))}]"
-          f" (NHWC), got {tuple(images.shape)}; resize the images or build the"
+          f" (NHWC), got {tuple(images.shape)}. Resize the images or build the"
           f" ViT with matching image_size and in_channels."
       )
     batch = images.shape[0]
@@ -395,13 +397,13 @@ def _check_arguments(
   if image_height % patch_size or image_width % patch_size:
     raise ValueError(
         f"image_size ({image_height}, {image_width}) must be a multiple of "
-        f"patch_size={patch_size}; crop or pad the images or change patch_size."
+        f"patch_size={patch_size}. Crop or pad the images or change patch_size."
     )
   if depth < 1:
     raise ValueError(f"depth must be at least 1, got {depth}.")
   if width % num_heads:
     raise ValueError(
-        f"num_heads={num_heads} must divide width={width}; change one of them."
+        f"num_heads={num_heads} must divide width={width}. Change one of them."
     )
   if position_embedding not in ("rope2d", "learned"):
     raise ValueError(
@@ -412,7 +414,7 @@ def _check_arguments(
     raise ValueError(
         f"position_embedding='rope2d' needs a head dimension divisible by 4 "
         f"(x and y halves of rotation pairs), got width // num_heads = "
-        f"{width // num_heads}; change width or num_heads."
+        f"{width // num_heads}. Change width or num_heads."
     )
   if rope_pairing not in ("within_axis", "cross_axis"):
     raise ValueError(
@@ -423,7 +425,7 @@ def _check_arguments(
     raise ValueError(f"pool must be 'mean' or 'class_token', got {pool!r}.")
   if pool == "class_token" and not class_token:
     raise ValueError(
-        "pool='class_token' needs class_token=True; set class_token=True or "
+        "pool='class_token' needs class_token=True. Set class_token=True or "
         "use pool='mean'."
     )
   if not 0.0 <= stochastic_depth_rate < 1.0:
