@@ -592,3 +592,20 @@ def test_vit_attention_logits_shift(pairing, relative):
     score = logits[:, token(x1, y1), token(x2, y2)]
     shifted = logits[:, token(x1 + dx, y1 + dy), token(x2 + dx, y2 + dy)]
     assert np.allclose(score, shifted, atol=1e-5) == relative
+
+
+def test_vit_reseed_gives_independent_masks():
+  model = ViT(**dict(TINY_VIT, depth=2), stochastic_depth_rate=0.9,
+              rngs=nnx.Rngs(params=0, dropout=1))
+  nnx.reseed(model, dropout=jax.random.key(7))
+  block = model.blocks[1]
+  tokens = jnp.ones((64, 16, 16))
+
+  @nnx.jit
+  def masks(block, tokens):
+    attention_mask = block.attention_drop_path(tokens)[:, 0, 0]
+    mlp_mask = block.mlp_drop_path(tokens)[:, 0, 0]
+    return attention_mask, mlp_mask
+
+  attention_mask, mlp_mask = masks(block, tokens)
+  assert not np.array_equal(attention_mask, mlp_mask)
