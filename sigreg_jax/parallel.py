@@ -89,21 +89,6 @@ def check_global_batch_size(global_batch_size: int, mesh: Mesh) -> None:
     )
 
 
-def process_batch_slice(global_batch_size: int, mesh: Mesh) -> slice:
-  """Returns the rows of a global batch that this process loads.
-
-  Each process loads a contiguous block of ``global_batch_size /
-  num_processes`` rows, in process order, which is the layout that
-  ``jax.make_array_from_process_local_data`` assembles for a 1-D data mesh
-  whose devices are grouped by process (the order of ``jax.devices()``).
-  """
-  check_global_batch_size(global_batch_size, mesh)
-  process_indices = sorted({device.process_index for device in mesh.devices.flat})
-  position = process_indices.index(jax.process_index())
-  local_batch_size = global_batch_size // len(process_indices)
-  return slice(position * local_batch_size, (position + 1) * local_batch_size)
-
-
 def shard_batch(mesh: Mesh, batch: Any) -> Any:
   """Assembles global arrays sharded over ``"data"`` from process-local data.
 

@@ -72,7 +72,3 @@ def test_replicate_full_copies():
   assert replicated["w"].sharding.is_fully_replicated
   assert len(replicated["w"].addressable_shards) == 2
 
-
-def test_process_batch_slice_single_process():
-  mesh = parallel.make_data_mesh(_devices(2))
-  assert parallel.process_batch_slice(8, mesh) == slice(0, 8)

@@ -22,6 +22,7 @@ from jax.experimental import multihost_utils
 
 from sigreg_jax import checkpoint as checkpoint_lib
 from sigreg_jax import diagnostics
+from sigreg_jax import distributed
 from sigreg_jax import models
 from sigreg_jax import parallel
 from sigreg_jax.data import pipeline
@@ -33,12 +34,8 @@ from sigreg_jax.training import step as step_lib
 logger = logging.getLogger(__name__)
 
 
-def _is_main_process() -> bool:
-  return jax.process_index() == 0
-
-
 def _write_json(path: str, value: Any) -> None:
-  if _is_main_process():
+  if distributed.is_main_process():
     with open(path, "w") as f:
       json.dump(value, f, indent=2, sort_keys=True, default=str)
       f.write("\n")
@@ -84,7 +81,7 @@ class _Evaluator:
     self.eval_step = eval_step
     self.mesh = mesh
     self.batch_size = batch_size
-    self.rows = parallel.process_batch_slice(batch_size, mesh)
+    self.rows = distributed.process_batch_rows(batch_size, mesh)
 
   def __call__(self, state, images: np.ndarray, labels: np.ndarray, prefix: str) -> dict[str, Any]:
     num_examples = len(labels)
@@ -176,7 +173,7 @@ def train_and_evaluate(
   mesh = parallel.make_data_mesh(devices)
   batch_size = config.batch_size
   parallel.check_global_batch_size(batch_size, mesh)
-  batch_rows = parallel.process_batch_slice(batch_size, mesh)
+  batch_rows = distributed.process_batch_rows(batch_size, mesh)
 
   # The config check comes before anything is written, so a workdir that
   # belongs to another run is left untouched.
@@ -259,7 +256,7 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
 
   progress = tqdm.tqdm(
       total=last_step, initial=start_step, unit="step", desc="train",
-      disable=not (config.progress_bar and jax.process_index() == 0))
+      disable=not (config.progress_bar and distributed.is_main_process()))
   watcher = checkpoint_lib.PreemptionWatcher(checkpoints)
   with jax.set_mesh(mesh), watcher, progress:
     while step < last_step:

@@ -111,8 +111,8 @@ def make_train_step(
   alpha = loss_lib.resolve_alpha(config.regularizer, config.alpha)
   augment_config = config.augment
 
-  def train_step(state, images, labels, train_key):
-    model, optimizer = train_state.merge(state)
+  def train_step(state, rng_state, images, labels, train_key):
+    model, optimizer = nnx.merge(train_state.graphdef, rng_state, state)
     model.train()
     step = optimizer.step[...]
     augment_key, regularizer_key, dropout_key = _step_keys(train_key, step)
@@ -146,7 +146,14 @@ def make_train_step(
     return new_state, metrics
 
   replicated = parallel.replicated_sharding(mesh)
-  return jax.jit(train_step, donate_argnums=(0,), out_shardings=(replicated, replicated))
+  jitted = jax.jit(train_step, donate_argnums=(0,), out_shardings=(replicated, replicated))
+
+  # The RNG variables go through jit as an argument: variables captured from
+  # outside the trace cannot be reseeded inside it.
+  def run_step(state, images, labels, train_key):
+    return jitted(state, train_state.rng_state, images, labels, train_key)
+
+  return run_step
 
 
 def make_eval_step(
@@ -170,8 +177,8 @@ def make_eval_step(
     ``[batch, channels]`` arrays sharded over ``"data"``.
   """
 
-  def eval_step(state, images, labels, mask):
-    model, _ = train_state.merge(state)
+  def eval_step(state, rng_state, images, labels, mask):
+    model, _ = nnx.merge(train_state.graphdef, rng_state, state)
     model.eval()
     images, one_hot = augment.prepare_eval_batch(
         images, labels, num_classes=num_classes, mean=mean, std=std)
@@ -188,4 +195,9 @@ def make_eval_step(
     return sums, [z.astype(jnp.float32) for z in features]
 
   replicated = parallel.replicated_sharding(mesh)
-  return jax.jit(eval_step, out_shardings=(replicated, parallel.batch_sharding(mesh)))
+  jitted = jax.jit(eval_step, out_shardings=(replicated, parallel.batch_sharding(mesh)))
+
+  def run_step(state, images, labels, mask):
+    return jitted(state, train_state.rng_state, images, labels, mask)
+
+  return run_step
