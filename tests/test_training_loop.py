@@ -1,0 +1,182 @@
+"""End-to-end tests of train_and_evaluate on a tiny in-memory data set."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from sigreg_jax.training import loop
+from training_fixtures import tiny_config, tiny_dataset
+
+DATASET = tiny_dataset()
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _records(workdir, kind):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f]
+  return {record["step"]: record for record in records if record["kind"] == kind}
+
+
+def _final_state(workdir, step):
+  path = os.path.join(workdir, "checkpoints", str(step), "state")
+  return ocp.StandardCheckpointer().restore(path)
+
+
+def _resume_config():
+  # Every random draw is on: crop, flip, MixUp/CutMix and 8 sketches of the
+  # 32 channels, so a resume that reused or skipped a key would show.
+  config = tiny_config(regularizer="weak", optimizer="adamw")
+  config.augment.mix = True
+  config.log_every_steps = 1
+  config.checkpoint_every_steps = 3
+  return config
+
+
+def test_run_writes_outputs(tmp_path):
+  config = tiny_config()
+  summary = loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:1])
+
+  assert summary["step"] == 8
+  assert summary["preempted"] is False
+  assert summary["num_evaluations"] == 2
+  evals = _records(tmp_path, "eval")
+  assert sorted(evals) == [4, 8]
+  assert summary["best_test_accuracy"] == max(record["test_accuracy"] for record in evals.values())
+  assert summary["final_test_accuracy"] == evals[8]["test_accuracy"]
+  assert len(evals[8]["test_participation_ratio"]) == 2
+  assert len(evals[8]["test_entropy_rank"]) == 2
+  assert sorted(_records(tmp_path, "train")) == [2, 4, 6, 8]
+  assert "images_per_second" in _records(tmp_path, "train")[8]
+
+  with open(tmp_path / "summary.json") as f:
+    assert json.load(f) == summary
+  with open(tmp_path / "config.json") as f:
+    assert json.load(f)["optimizer"]["name"] == "adamw"
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["6", "8"]
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+  devices = jax.devices()[:1]
+  config = _resume_config()
+  whole_dir, split_dir = str(tmp_path / "whole"), str(tmp_path / "split")
+  loop.train_and_evaluate(config, whole_dir, dataset=DATASET, devices=devices)
+
+  # Stop mid-epoch at step 3 (a checkpoint step), then resume to the end.
+  config.max_steps = 3
+  first = loop.train_and_evaluate(config, split_dir, dataset=DATASET, devices=devices)
+  # A record written after the checkpoint, as by a run killed between saves,
+  # must be replaced by the resumed run's own record.
+  with open(os.path.join(split_dir, "metrics.jsonl"), "a") as f:
+    f.write(json.dumps({"step": 5, "kind": "train", "loss": 0.0}) + "\n")
+  config.max_steps = None
+  second = loop.train_and_evaluate(config, split_dir, dataset=DATASET, devices=devices)
+
+  assert first["step"] == 3
+  assert second["step"] == 8
+  whole_train, split_train = _records(whole_dir, "train"), _records(split_dir, "train")
+  assert sorted(split_train) == list(range(1, 9))
+  for step, record in whole_train.items():
+    for name, value in record.items():
+      if name != "images_per_second":
+        assert split_train[step][name] == value, (step, name)
+  whole_eval, split_eval = _records(whole_dir, "eval"), _records(split_dir, "eval")
+  for step in (4, 8):
+    assert split_eval[step] == whole_eval[step]
+
+  whole_state, split_state = _final_state(whole_dir, 8), _final_state(split_dir, 8)
+  for whole, split in zip(jax.tree.leaves(whole_state), jax.tree.leaves(split_state)):
+    np.testing.assert_array_equal(whole, split)
+
+
+def test_nan_loss_stops_with_step(tmp_path):
+  config = tiny_config(regularizer="none", optimizer="sgd")
+  config.optimizer.learning_rate = 1e30
+  config.checkpoint_every_steps = 100
+
+  with pytest.raises(FloatingPointError, match=r"at step \d+"):
+    loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:1])
+  assert os.listdir(tmp_path / "checkpoints") == []
+
+
+def test_mismatched_checkpoint_rejected(tmp_path):
+  config = tiny_config()
+  config.max_steps = 2
+  loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:1])
+  checkpoint_files = {
+      os.path.join(root, name): os.path.getmtime(os.path.join(root, name))
+      for root, _, names in os.walk(tmp_path / "checkpoints") for name in names
+  }
+  with open(tmp_path / "config.json") as f:
+    saved_config = f.read()
+
+  config.optimizer.learning_rate = 0.5
+  config.num_epochs = 3
+  with pytest.raises(ValueError, match="optimizer.learning_rate: 0.01 -> 0.5") as error:
+    loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:1])
+  assert "num_epochs: 2 -> 3" in str(error.value)
+
+  after = {
+      os.path.join(root, name): os.path.getmtime(os.path.join(root, name))
+      for root, _, names in os.walk(tmp_path / "checkpoints") for name in names
+  }
+  assert after == checkpoint_files
+  with open(tmp_path / "config.json") as f:
+    assert f.read() == saved_config
+
+
+def test_batch_size_indivisible_by_devices(tmp_path):
+  if jax.device_count() < 4:
+    pytest.skip(f"needs 4 devices, found {jax.device_count()}")
+  config = tiny_config()
+  config.batch_size = 18
+  with pytest.raises(ValueError, match="not divisible by the 4 devices"):
+    loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:4])
+
+
+_SIGTERM_CHILD = """
+import json, sys
+sys.path.insert(0, {tests_dir!r})
+from sigreg_jax.training import loop
+from training_fixtures import tiny_config, tiny_dataset
+config = tiny_config(regularizer="none")
+config.num_epochs = 100000
+config.log_every_steps = 1
+config.checkpoint_every_steps = 10**6
+summary = loop.train_and_evaluate(config, {workdir!r}, dataset=tiny_dataset())
+print("SUMMARY", json.dumps(summary))
+"""
+
+
+def test_sigterm_saves_and_exits(tmp_path):
+  workdir = str(tmp_path / "run")
+  script = _SIGTERM_CHILD.format(tests_dir=TESTS_DIR, workdir=workdir)
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  child = subprocess.Popen(
+      [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True, env=env)
+  try:
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    deadline = time.monotonic() + 240
+    while not os.path.exists(metrics_path):
+      assert child.poll() is None, child.communicate()
+      assert time.monotonic() < deadline, "training did not start within 240 s"
+      time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    stdout, stderr = child.communicate(timeout=120)
+  finally:
+    if child.poll() is None:
+      child.kill()
+
+  assert child.returncode == 0, stderr[-3000:]
+  summary = json.loads(stdout.split("SUMMARY", 1)[1])
+  assert summary["preempted"] is True
+  assert 1 <= summary["step"] < 100000 * 4
+  assert os.listdir(os.path.join(workdir, "checkpoints")) == [str(summary["step"])]
