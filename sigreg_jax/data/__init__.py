@@ -10,6 +10,5 @@ from sigreg_jax.data.augment import prepare_eval_batch
 from sigreg_jax.data.pipeline import batch_indices
 from sigreg_jax.data.pipeline import epoch_permutation
 from sigreg_jax.data.pipeline import steps_per_epoch
-from sigreg_jax.data.randaugment import randaugment
 from sigreg_jax.data.sources import Dataset
 from sigreg_jax.data.sources import load_dataset

@@ -147,7 +147,11 @@ def apply_op(
           lambda: (factor, _smoothed(image)),
       ],
   )
-  image = jnp.floor(jnp.clip(factor * image + (1.0 - factor) * degenerate, 0.0, 255.0))
+  # Written as degenerate + factor * (image - degenerate) rather than torchvision's
+  # factor * image + (1 - factor) * degenerate so that factor 1, or a degenerate
+  # equal to the image, returns the image exactly in float32.
+  blended = degenerate + factor * (image - degenerate)
+  image = jnp.floor(jnp.clip(blended, 0.0, 255.0))
 
   table = jax.lax.switch(
       _TABLE_BRANCH[op_index],
