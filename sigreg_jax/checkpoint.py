@@ -1,6 +1,6 @@
 """Checkpoints with Orbax: periodic saves, exact resume, config check, SIGTERM.
 
-Each checkpoint holds the train state and a JSON record of the step and of the
+Each checkpoint contains the train state and a JSON record of the step and of the
 config fields that shape the training trajectory. A run only resumes from a
 checkpoint whose record matches its config, and never writes over one that
 does not.
@@ -95,7 +95,7 @@ class CheckpointManager:
 
   Example:
     >>> manager = CheckpointManager(workdir, config=config)  # doctest: +SKIP
-    >>> manager.check_config()  # raises if the workdir holds another run
+    >>> manager.check_config()  # raises if the workdir contains another run
     >>> restored = manager.restore(abstract_like(state))
     >>> manager.save(step, state, force=True); manager.close()
   """

@@ -1,6 +1,7 @@
 """The run config that ``train_and_evaluate`` reads, with its defaults.
 
-Experiment configs start from ``default_config()`` and override fields. The
+Tests and notebooks start from ``default_config()`` and override fields; the
+experiment configs under ``experiments/configs`` build the same fields. The
 defaults are the ViT collapse setting of Weak-SIGReg (Akbar, 2026,
 arXiv 2603.05924): CIFAR-100, AdamW lr 1e-3, weight decay 5e-4, cosine to 0,
 batch 128, 400 epochs, all augmentations.
@@ -17,7 +18,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   config.dataset = "cifar100"
   config.data_source = "tfds"
-  config.data_dir = None
+  config.data_dir = ml_collections.FieldReference(None, field_type=str)
   config.validation_fraction = 0.0
   config.max_train_examples = ml_collections.FieldReference(None, field_type=int)
   config.max_test_examples = ml_collections.FieldReference(None, field_type=int)

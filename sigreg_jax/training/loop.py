@@ -162,7 +162,7 @@ def train_and_evaluate(
 
   Raises:
     ValueError: if the config is invalid, the batch size does not split over
-      the devices, or ``workdir`` holds a checkpoint of another config.
+      the devices, or ``workdir`` contains a checkpoint of another config.
     FloatingPointError: if the training loss becomes NaN or infinite.
   """
   workdir = os.path.abspath(workdir)
@@ -260,7 +260,7 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
   watcher = checkpoint_lib.PreemptionWatcher(checkpoints)
   with jax.set_mesh(mesh), watcher, progress:
     while step < last_step:
-      # Data order depends only on (seed, epoch), so a resumed run sees the
+      # Data order depends only on (seed, epoch), so a resumed run gets the
       # same batches.
       epoch, index_in_epoch = divmod(step, steps_per_epoch)
       if epoch != permutation_epoch:

@@ -92,9 +92,9 @@ def make_schedule(
 def weight_decay_mask(name: str) -> Callable[[Any], Any] | None:
   """Returns the optax mask selecting the parameters that get weight decay.
 
-  ``"all"`` decays every parameter (None, optax's "no mask"); ``"matrices"``
-  decays only parameters with two or more dimensions, so biases, norm scales
-  and other vectors are not decayed.
+  ``"all"`` decays every parameter, which is optax's None mask.
+  ``"matrices"`` decays only parameters with two or more dimensions, so biases,
+  norm scales and other vectors are not decayed.
   """
   if name not in WEIGHT_DECAY_MASKS:
     raise ValueError(f"optimizer.weight_decay_mask must be one of {WEIGHT_DECAY_MASKS}, got {name!r}")
@@ -106,8 +106,8 @@ def weight_decay_mask(name: str) -> Callable[[Any], Any] | None:
 def muon_labels(params: Any) -> Any:
   """Labels 2-D parameters ``"muon"`` and all others ``"adam"``.
 
-  Linear kernels, and any other weight stored as a matrix, are orthogonalised
-  by Muon; biases, norm scales, convolution kernels and embeddings of other
+  Linear kernels and any other weight stored as a matrix are orthogonalised
+  by Muon. Biases, norm scales, convolution kernels and embeddings of other
   ranks are updated by Adam.
   """
   return jax.tree.map(lambda p: "muon" if p.ndim == 2 else "adam", params)
@@ -153,10 +153,10 @@ def create_optimizer(
   ``torch.optim.AdamW``). ``"sgd"``: ``optax.sgd`` with optional
   ``momentum`` and ``nesterov``; weight decay is added to the gradient before
   momentum, as ``torch.optim.SGD``. ``"muon"``: ``optax.contrib.muon`` with
-  ``muon_learning_rate`` on 2-D parameters (momentum ``momentum``, 0.95 when
-  None, Nesterov always on) and AdamW with ``learning_rate``, ``adam_b1``,
-  ``adam_b2`` on the rest; both decay weights decoupled, scaled by their own
-  learning rate. Gradients are clipped to global norm ``grad_clip_norm`` first
+  ``muon_learning_rate`` on 2-D parameters, with momentum ``momentum`` (0.95
+  when None) and Nesterov always on. AdamW with ``learning_rate``,
+  ``adam_b1`` and ``adam_b2`` updates the rest. Both decay weights decoupled,
+  scaled by their own learning rate. Gradients are clipped to global norm ``grad_clip_norm`` first
   when it is set.
 
   Args:

@@ -171,10 +171,10 @@ def make_eval_step(
   the last, partial batch be padded to the full batch size.
 
   Returns:
-    The jitted step. Its outputs: ``sums`` with ``loss_sum`` (summed
-    cross-entropy), ``correct`` (top-1 hits) and ``count`` (real rows), all
-    replicated scalars; and ``features``, the model's per-layer
-    ``[batch, channels]`` arrays sharded over ``"data"``.
+    The jitted step. Its first output, ``sums``, has the replicated scalars
+    ``loss_sum`` (summed cross-entropy), ``correct`` (top-1 hits) and
+    ``count`` (real rows). Its second output, ``features``, is the model's
+    list of per-layer ``[batch, channels]`` arrays, sharded over ``"data"``.
   """
 
   def eval_step(state, rng_state, images, labels, mask):
