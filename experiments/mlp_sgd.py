@@ -1,10 +1,10 @@
 r"""Train the Weak-SIGReg paper's deep vanilla MLP on CIFAR-100 with plain SGD.
 
 Akbar, 2026, "Weak-SIGReg: Covariance Regularization for Stable Deep
-Learning", arXiv 2603.05924, reports the best test accuracy over 400 epochs
-of 26.77 (baseline), 35.99 (strong, SIGReg) and 42.17 (weak, Weak-SIGReg)
-with crop and flip only, and 38.08 / 38.70 / 38.40 with MixUp/CutMix added
-(variant "mix" in `experiments/configs/mlp_sgd.py`).
+Learning", arXiv 2603.05924, reports the best test accuracy over 400 epochs.
+With crop and flip only it is 26.77 (baseline), 35.99 (strong, SIGReg) and
+42.17 (weak, Weak-SIGReg). With MixUp/CutMix added it is 38.08 / 38.70 /
+38.40 (variant "mix" in `experiments/configs/mlp_sgd.py`).
 
     python -m experiments.mlp_sgd --config.regularizer=weak
     python -m experiments.mlp_sgd \

@@ -1,19 +1,17 @@
 r"""Plot accuracy, loss, per-layer regulariser and effective rank of runs.
 
-Reads the metrics JSONL that `sigreg_jax.training.loop.train_and_evaluate`
-writes in each workdir and overlays the runs, one colour per run, so a
-baseline and a regularised run compare at a glance:
+Reads `metrics.jsonl` and `summary.json` that
+`sigreg_jax.training.loop.train_and_evaluate` writes in each workdir and
+overlays the runs, one colour per run, so a baseline and a regularised run
+compare at a glance:
 
     python -m experiments.plot workdirs/vit_cifar100-collapse-none \
         workdirs/vit_cifar100-collapse-weak --output docs/vit.png
 """
 
-import collections
 import dataclasses
-import glob
 import json
 import os
-import re
 from typing import Sequence
 
 from absl import app
@@ -23,6 +21,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
 
 _OUTPUT = flags.DEFINE_string("output", "runs.png",
                               "Path of the PNG file to write.")
@@ -32,10 +32,12 @@ _LABELS = flags.DEFINE_list(
     "Default: the workdir's base name.")
 _TITLE = flags.DEFINE_string("title", None, "Figure title.")
 
-# A metric name is "<split>/<name>" or "<split>/<name>/layer_<index>", with
-# "." or "_" accepted in place of "/" so that flat names also match.
-_SEPARATOR = r"[/._]"
-_LAYER = re.compile(_SEPARATOR + r"(?:layer" + _SEPARATOR + r"?)?(\d+)$")
+# Effective-rank measures that the evaluation records hold, one value per
+# layer, with the line style that draws each.
+_RANK_STYLES = {
+    "test_entropy_rank": ("-", "entropy rank"),
+    "test_participation_ratio": ("--", "participation ratio"),
+}
 
 
 @dataclasses.dataclass
@@ -45,36 +47,24 @@ class Run:
   train: list[dict]
   evaluation: list[dict]
   summary: dict
-
-
-def _is_evaluation(record: dict) -> bool:
-  return any(key.startswith(("eval", "test")) for key in record)
-
-
-def find_metrics_file(workdir: str) -> str:
-  """Return the path of the metrics JSONL file in `workdir`.
-
-  Raises:
-    FileNotFoundError: if `workdir` holds no `*.jsonl` file.
-  """
-  preferred = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(preferred):
-    return preferred
-  candidates = sorted(glob.glob(os.path.join(workdir, "*.jsonl")))
-  if not candidates:
-    raise FileNotFoundError(
-        f"No metrics file (*.jsonl) found in workdir {workdir!r}; pass the "
-        "--workdir of a run of experiments.vit_cifar100 or experiments.mlp_sgd.")
-  return candidates[0]
+  steps_per_epoch: float | None
 
 
 def load_run(workdir: str, label: str | None = None) -> Run:
-  """Read the metrics and summary of one workdir.
+  """Read `metrics.jsonl` and, when present, `summary.json` of one workdir.
 
   Lines that are not valid JSON (a run killed mid-write) are skipped with a
   warning.
+
+  Raises:
+    FileNotFoundError: if `workdir` has no `metrics.jsonl`.
   """
-  path = find_metrics_file(workdir)
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"No metrics.jsonl in {workdir!r}; pass the --workdir of a run of "
+        "experiments.vit_cifar100 or experiments.mlp_sgd.")
+
   train, evaluation = [], []
   with open(path) as metrics_file:
     for line_number, line in enumerate(metrics_file, start=1):
@@ -86,7 +76,7 @@ def load_run(workdir: str, label: str | None = None) -> Run:
         logging.warning("Skipping invalid line %d of %s: %s", line_number,
                         path, error)
         continue
-      (evaluation if _is_evaluation(record) else train).append(record)
+      (evaluation if record.get("kind") == "eval" else train).append(record)
 
   summary = {}
   summary_path = os.path.join(workdir, "summary.json")
@@ -94,125 +84,115 @@ def load_run(workdir: str, label: str | None = None) -> Run:
     with open(summary_path) as summary_file:
       summary = json.load(summary_file)
 
+  # Training records carry both step and epoch, which fixes the conversion.
+  steps_per_epoch = next(
+      (r["step"] / r["epoch"] for r in train if r.get("epoch")), None)
+
   label = label or os.path.basename(os.path.normpath(workdir))
-  return Run(label=label, train=train, evaluation=evaluation, summary=summary)
+  return Run(label, train, evaluation, summary, steps_per_epoch)
 
 
-def _series(records: Sequence[dict], pattern: str) -> tuple[list, list]:
-  """Return (steps, values) of the first key matching `pattern`."""
-  regex = re.compile(pattern)
-  for key in _keys(records):
-    if regex.search(key):
-      points = [(r["step"], r[key]) for r in records
-                if key in r and r.get(key) is not None and "step" in r]
-      return [p[0] for p in points], [p[1] for p in points]
-  return [], []
+def _series(run: Run, records: Sequence[dict], key: str):
+  """Return (epochs or steps, values) of `key` over `records`."""
+  points = [(r["step"], r[key]) for r in records
+            if isinstance(r.get(key), (int, float))]
+  steps = np.array([p[0] for p in points], dtype=float)
+  if run.steps_per_epoch:
+    steps = steps / run.steps_per_epoch
+  return steps, np.array([p[1] for p in points], dtype=float)
 
 
-def _keys(records: Sequence[dict]) -> list[str]:
-  seen = {}
-  for record in records:
-    for key in record:
-      seen.setdefault(key, None)
-  return list(seen)
-
-
-def _layer_series(records: Sequence[dict],
-                  pattern: str) -> dict[int, tuple[list, list]]:
-  """Return {layer index: (steps, values)} for keys matching `pattern`."""
-  regex = re.compile(pattern)
-  layers = {}
-  for key in _keys(records):
-    layer_match = _LAYER.search(key)
-    if layer_match is None or not regex.search(key[:layer_match.start()]):
-      continue
-    points = [(r["step"], r[key]) for r in records
-              if r.get(key) is not None and "step" in r]
-    layers[int(layer_match.group(1))] = ([p[0] for p in points],
-                                         [p[1] for p in points])
-  return dict(sorted(layers.items()))
-
-
-def _mean_over_layers(layers: dict[int, tuple[list, list]]) -> tuple[list, list]:
-  totals = collections.defaultdict(list)
-  for steps, values in layers.values():
-    for step, value in zip(steps, values):
-      totals[step].append(value)
-  steps = sorted(totals)
-  return steps, [sum(totals[s]) / len(totals[s]) for s in steps]
-
-
-_ACCURACY_TEST = r"^(eval|test)" + _SEPARATOR + r"accuracy$"
-_ACCURACY_TRAIN = r"^train" + _SEPARATOR + r"accuracy$"
-_LOSS_TEST = r"^(eval|test)" + _SEPARATOR + r"(loss|cross_entropy)$"
-_LOSS_TRAIN = r"^train" + _SEPARATOR + r"cross_entropy$"
-_REGULARIZER = r"^train" + _SEPARATOR + r"regularizer"
-_EFFECTIVE_RANK = (r"^(eval|test)" + _SEPARATOR +
-                   r"(effective_rank|participation_ratio)")
+def _layer_series(run: Run, records: Sequence[dict], key: str):
+  """Return (epochs or steps, values [num_records, num_layers]) of `key`."""
+  points = [(r["step"], r[key]) for r in records
+            if isinstance(r.get(key), list)]
+  if not points:
+    return np.zeros(0), np.zeros((0, 0))
+  steps = np.array([p[0] for p in points], dtype=float)
+  if run.steps_per_epoch:
+    steps = steps / run.steps_per_epoch
+  return steps, np.array([p[1] for p in points], dtype=float)
 
 
 def plot_runs(runs: Sequence[Run], output: str, title: str | None = None):
-  """Draw the six panels for `runs` and save them as a PNG at `output`."""
+  """Draw six panels comparing `runs` and save them as a PNG at `output`."""
   figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
   colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  x_label = "epoch" if all(run.steps_per_epoch for run in runs) else "step"
 
   for index, run in enumerate(runs):
     color = colors[index % len(colors)]
+    _plot_accuracy_and_loss(axes[0, 0], axes[0, 1], run, color)
+    _plot_regularizer(axes[0, 2], axes[1, 2], run, color)
+    _plot_effective_rank(axes[1, 0], axes[1, 1], run, color)
 
-    steps, values = _series(run.evaluation, _ACCURACY_TEST)
-    axes[0, 0].plot(steps, [100 * v for v in values], color=color,
-                    marker="o", markersize=3, label=f"{run.label} test")
-    steps, values = _series(run.train, _ACCURACY_TRAIN)
-    axes[0, 0].plot(steps, [100 * v for v in values], color=color,
-                    linestyle=":", alpha=0.7, label=f"{run.label} train")
-
-    steps, values = _series(run.train, _LOSS_TRAIN)
-    axes[0, 1].plot(steps, values, color=color, linestyle=":", alpha=0.7,
-                    label=f"{run.label} train cross-entropy")
-    steps, values = _series(run.evaluation, _LOSS_TEST)
-    axes[0, 1].plot(steps, values, color=color, marker="o", markersize=3,
-                    label=f"{run.label} test loss")
-
-    regularizer = _layer_series(run.train, _REGULARIZER)
-    steps, values = _mean_over_layers(regularizer)
-    axes[0, 2].plot(steps, values, color=color, label=run.label)
-    _plot_last_per_layer(axes[1, 2], regularizer, color, run.label)
-
-    effective_rank = _layer_series(run.evaluation, _EFFECTIVE_RANK)
-    steps, values = _mean_over_layers(effective_rank)
-    axes[1, 0].plot(steps, values, color=color, marker="o", markersize=3,
-                    label=run.label)
-    _plot_last_per_layer(axes[1, 1], effective_rank, color, run.label)
-
-  titles = [
-      ("accuracy (%)", "step"),
-      ("loss", "step"),
-      ("regulariser, mean over layers (train)", "step"),
-      ("effective rank, mean over layers (test)", "step"),
+  panels = [
+      ("accuracy (%): test (points), train batches (dotted)", x_label),
+      ("loss: test (points), train cross-entropy (dotted)", x_label),
+      ("regulariser, mean over layers (train)", x_label),
+      ("effective rank of test features, mean over layers", x_label),
       ("effective rank per layer, last evaluation", "layer"),
       ("regulariser per layer, last logged step", "layer"),
   ]
-  for axis, (axis_title, xlabel) in zip(axes.flat, titles):
-    axis.set_title(axis_title)
-    axis.set_xlabel(xlabel)
+  for axis, (axis_title, axis_label) in zip(axes.flat, panels):
+    axis.set_title(axis_title, fontsize=10)
+    axis.set_xlabel(axis_label)
     axis.grid(alpha=0.3)
     if axis.has_data():
       axis.legend(fontsize=7)
+    else:
+      axis.text(0.5, 0.5, "no data (baseline runs log no regulariser)",
+                ha="center", va="center", transform=axis.transAxes,
+                color="gray")
   if axes[0, 2].has_data():
     axes[0, 2].set_yscale("log")
+  for axis in (axes[1, 1], axes[1, 2]):
+    axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
 
   if title:
     figure.suptitle(title)
   figure.tight_layout()
-  figure.savefig(output, dpi=80)
+  figure.savefig(output, dpi=72)
   plt.close(figure)
 
 
-def _plot_last_per_layer(axis, layers, color, label):
-  last = {layer: values[-1] for layer, (_, values) in layers.items() if values}
-  if last:
-    axis.plot(list(last), list(last.values()), color=color, marker="o",
-              label=label)
+def _plot_accuracy_and_loss(accuracy_axis, loss_axis, run: Run, color: str):
+  steps, values = _series(run, run.evaluation, "test_accuracy")
+  accuracy_axis.plot(steps, 100 * values, color=color, marker="o",
+                     markersize=3, label=run.label)
+  steps, values = _series(run, run.train, "accuracy")
+  accuracy_axis.plot(steps, 100 * values, color=color, linestyle=":",
+                     alpha=0.7)
+
+  steps, values = _series(run, run.evaluation, "test_loss")
+  loss_axis.plot(steps, values, color=color, marker="o", markersize=3,
+                 label=run.label)
+  steps, values = _series(run, run.train, "cross_entropy")
+  loss_axis.plot(steps, values, color=color, linestyle=":", alpha=0.7)
+
+
+def _plot_regularizer(curve_axis, layer_axis, run: Run, color: str):
+  steps, values = _series(run, run.train, "regularizer")
+  if len(steps):
+    curve_axis.plot(steps, values, color=color, label=run.label)
+
+  _, per_layer = _layer_series(run, run.train, "regularizer_per_layer")
+  if len(per_layer):
+    layer_axis.plot(np.arange(per_layer.shape[1]), per_layer[-1], color=color,
+                    marker="o", label=run.label)
+
+
+def _plot_effective_rank(curve_axis, layer_axis, run: Run, color: str):
+  for key, (linestyle, name) in _RANK_STYLES.items():
+    steps, per_layer = _layer_series(run, run.evaluation, key)
+    if not len(steps):
+      continue
+    label = f"{run.label}, {name}"
+    curve_axis.plot(steps, per_layer.mean(axis=1), color=color,
+                    linestyle=linestyle, marker="o", markersize=3,
+                    label=label)
+    layer_axis.plot(np.arange(per_layer.shape[1]), per_layer[-1],
+                    color=color, linestyle=linestyle, marker="o", label=label)
 
 
 def main(argv):

@@ -1,4 +1,4 @@
-r"""Train the Weak-SIGReg paper's ViT on CIFAR-100 (collapse setting by default).
+r"""Train the Weak-SIGReg paper's ViT on CIFAR-100, collapse setting by default.
 
 Akbar, 2026, "Weak-SIGReg: Covariance Regularization for Stable Deep
 Learning", arXiv 2603.05924, reports the best test accuracy over 400 epochs

@@ -1,21 +1,23 @@
 """Tests of the experiment configs, entry points and plotting command.
 
 The end-to-end tests train each experiment for a few steps on a small slice
-of the real CIFAR-10 image-folder archive, which lives outside the
-repository at ../shared/data/cifar10-jpeg.tar.gz; they are skipped when it is
-absent.
+of the real CIFAR-10 image-folder archive that sits beside the repository.
+They are skipped when the archive is absent.
 """
 
+import collections
 import json
-import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 
 import pytest
 
+from experiments import plot
 from experiments.configs import mlp_sgd
 from experiments.configs import vit_cifar100
+from sigreg_jax.models import vit
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 CIFAR10_ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -43,11 +45,17 @@ def test_vit_collapse_defaults_match_paper():
   config = vit_cifar100.get_config()
 
   assert config.variant == "collapse"
-  assert config.model.to_dict() == dict(
-      name="vit", image_size=32, patch_size=4, width=256, depth=6,
-      num_heads=8, mlp_dim=512, qkv_bias=False, position_embedding="rope2d",
-      class_token=False, pool="mean", stochastic_depth_rate=0.0,
-      rope_base=10000.0)
+  model = config.model
+  assert model.name == "vit"
+  assert (model.patch_size, model.width, model.depth) == (4, 256, 6)
+  assert (model.num_heads, model.mlp_dim) == (8, 512)
+  assert not model.qkv_bias
+  assert model.position_embedding == "rope2d"
+  assert model.rope_base == 10000.0
+  assert not model.class_token
+  assert model.pool == "mean"
+  assert model.stochastic_depth_rate == 0.0
+  assert model.to_dict() == dict(name="vit", **vit.vit_collapse_kwargs())
 
   optimizer = config.optimizer
   assert optimizer.name == "adamw"
@@ -93,6 +101,7 @@ def test_vit_tuned_variant_matches_paper():
     assert model.class_token
     assert model.position_embedding == "learned"
     assert model.stochastic_depth_rate == 0.1
+    assert model.to_dict() == dict(name="vit", **vit.vit_tuned_kwargs())
     assert config.optimizer.name == optimizer_name
     assert config.optimizer.weight_decay == 0.05
     assert config.optimizer.grad_clip_norm == 1.0
@@ -129,3 +138,163 @@ def test_mlp_mix_variant_adds_mixup_cutmix():
 def test_unknown_variant_raises(module):
   with pytest.raises(ValueError, match="variant 'bogus'"):
     module.get_config("bogus")
+
+
+# A few steps of each experiment on 80 training and 40 test images: batch 16
+# gives 5 steps per epoch, so max_steps=7 crosses one end-of-epoch evaluation
+# and one periodic checkpoint before the final ones.
+TRAIN_IMAGES_PER_CLASS = 8
+TEST_IMAGES_PER_CLASS = 4
+MAX_STEPS = 7
+
+SMALL_RUN_FLAGS = (
+    "--config.dataset=cifar10",
+    "--config.data_source=image_folder",
+    "--config.batch_size=16",
+    "--config.num_epochs=2",
+    f"--config.max_steps={MAX_STEPS}",
+    "--config.log_every_steps=2",
+    "--config.checkpoint_every_steps=4",
+    "--config.progress_bar=False",
+    "--config.regularizer=weak",
+)
+TINY_MODEL_FLAGS = {
+    "vit_cifar100": ("--config.model.width=32", "--config.model.depth=2",
+                     "--config.model.num_heads=2", "--config.model.mlp_dim=64"),
+    "mlp_sgd": ("--config.model.hidden_widths=(64,64,64)",),
+}
+
+
+@pytest.fixture(scope="module")
+def cifar10_slice(tmp_path_factory) -> pathlib.Path:
+  """Copy the first images of each class of the CIFAR-10 archive to a tar.gz."""
+  if not CIFAR10_ARCHIVE.exists():
+    pytest.skip(f"The real-image test needs the CIFAR-10 image-folder archive "
+                f"at {CIFAR10_ARCHIVE}, which is absent on this machine.")
+
+  limits = {"train": TRAIN_IMAGES_PER_CLASS, "test": TEST_IMAGES_PER_CLASS}
+  counts = collections.Counter()
+  path = tmp_path_factory.mktemp("data") / "cifar10-slice.tar.gz"
+  with tarfile.open(CIFAR10_ARCHIVE) as source, \
+      tarfile.open(path, "w:gz") as sliced:
+    for member in source:
+      parts = member.name.split("/")
+      if not member.isfile() or len(parts) < 3:
+        continue
+      split, class_name = parts[-3], parts[-2]
+      if counts[split, class_name] < limits.get(split, 0):
+        counts[split, class_name] += 1
+        sliced.addfile(member, source.extractfile(member))
+
+  assert sum(counts.values()) == 10 * (TRAIN_IMAGES_PER_CLASS +
+                                       TEST_IMAGES_PER_CLASS)
+  return path
+
+
+@pytest.fixture(scope="module")
+def experiment_workdirs(cifar10_slice, tmp_path_factory) -> dict:
+  """Run each experiment's entry point on the slice; return their workdirs."""
+  workdirs = {}
+  for experiment, model_flags in TINY_MODEL_FLAGS.items():
+    workdir = tmp_path_factory.mktemp("workdirs") / experiment
+    command = [
+        sys.executable, "-m", f"experiments.{experiment}",
+        f"--workdir={workdir}", f"--config.data_dir={cifar10_slice}",
+        *SMALL_RUN_FLAGS, *model_flags,
+    ]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, (
+        f"{' '.join(command)} failed:\n{result.stderr[-4000:]}")
+    workdirs[experiment] = workdir
+  return workdirs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", sorted(TINY_MODEL_FLAGS))
+def test_experiment_writes_run_files(experiment_workdirs, experiment):
+  workdir = experiment_workdirs[experiment]
+
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["experiment"] == experiment
+  assert config["regularizer"] == "weak"
+  assert config["max_steps"] == MAX_STEPS
+
+  records = [json.loads(line)
+             for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  train = [r for r in records if r["kind"] == "train"]
+  evaluation = [r for r in records if r["kind"] == "eval"]
+  assert [r["step"] for r in evaluation] == [5, MAX_STEPS]
+  assert train[-1]["step"] == MAX_STEPS
+  assert len(train[-1]["regularizer_per_layer"]) == len(
+      evaluation[-1]["test_entropy_rank"])
+
+  checkpoint_steps = sorted(
+      int(path.name) for path in (workdir / "checkpoints").iterdir()
+      if path.name.isdigit())
+  assert checkpoint_steps == [4, MAX_STEPS]
+
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert summary["step"] == MAX_STEPS
+  assert not summary["preempted"]
+  assert summary["best_test_accuracy"] == max(
+      r["test_accuracy"] for r in evaluation)
+  assert summary["final_test_accuracy"] == evaluation[-1]["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_plot_command_overlays_runs(experiment_workdirs, tmp_path):
+  output = tmp_path / "runs.png"
+  workdirs = [str(experiment_workdirs[name])
+              for name in sorted(experiment_workdirs)]
+
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.plot", *workdirs,
+       f"--output={output}", "--labels=mlp,vit"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+  assert result.returncode == 0, result.stderr[-4000:]
+  assert output.read_bytes().startswith(b"\x89PNG")
+
+
+def _write_metrics(workdir: pathlib.Path, records: list[dict]) -> None:
+  workdir.mkdir()
+  with open(workdir / "metrics.jsonl", "w") as metrics_file:
+    for record in records:
+      metrics_file.write(json.dumps(record) + "\n")
+
+
+def test_load_run_converts_steps_to_epochs(tmp_path):
+  workdir = tmp_path / "run"
+  _write_metrics(workdir, [
+      dict(step=5, kind="train", epoch=0.5, accuracy=0.1, cross_entropy=2.3),
+      dict(step=10, kind="eval", test_accuracy=0.2, test_loss=2.2,
+           test_entropy_rank=[3.0, 4.0], test_participation_ratio=[2.0, 3.0]),
+  ])
+  (workdir / "metrics.jsonl").open("a").write("{truncated\n")
+
+  run = plot.load_run(str(workdir))
+
+  assert run.label == "run"
+  assert run.steps_per_epoch == 10
+  assert [r["step"] for r in run.train] == [5]
+  assert [r["step"] for r in run.evaluation] == [10]
+
+
+def test_plot_runs_without_regularizer(tmp_path):
+  workdir = tmp_path / "baseline"
+  _write_metrics(workdir, [
+      dict(step=5, kind="train", epoch=0.5, accuracy=0.1, cross_entropy=2.3),
+      dict(step=10, kind="eval", test_accuracy=0.2, test_loss=2.2,
+           test_entropy_rank=[3.0, 4.0], test_participation_ratio=[2.0, 3.0]),
+  ])
+  output = tmp_path / "baseline.png"
+
+  plot.plot_runs([plot.load_run(str(workdir))], str(output))
+
+  assert output.read_bytes().startswith(b"\x89PNG")
+
+
+def test_load_run_without_metrics_raises(tmp_path):
+  with pytest.raises(FileNotFoundError, match="No metrics.jsonl"):
+    plot.load_run(str(tmp_path))

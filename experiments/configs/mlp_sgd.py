@@ -1,12 +1,12 @@
-"""Deep vanilla MLP on CIFAR-100 trained with plain SGD.
+r"""Deep vanilla MLP on CIFAR-100 trained with plain SGD.
 
 Settings and accuracies from Akbar, 2026, "Weak-SIGReg: Covariance
 Regularization for Stable Deep Learning", arXiv 2603.05924: flattened 3072
 inputs, five hidden layers of width 1024 with ReLU, a linear head, no
 normalisation, residuals or dropout. SGD lr 0.1 at a constant rate, no
-momentum, no weight decay, gradient clipping at norm 1.0. The regulariser sees
-the five hidden pre-activations. Best test accuracy over 400 epochs, baseline
-/ strong / weak:
+momentum, no weight decay, gradient clipping at norm 1.0. The regulariser
+acts on the five hidden pre-activations. Best test accuracy over 400 epochs,
+baseline / strong / weak:
 
   crop + flip only (default)            26.77 / 35.99 / 42.17
       python -m experiments.mlp_sgd --config.regularizer=none|strong|weak
