@@ -7,7 +7,6 @@ augmentations and the collapse-setting ViT's AdamW; tests pin them.
 """
 
 import ml_collections
-from ml_collections import config_dict
 
 from sigreg_jax.training import config as training_config
 
@@ -22,9 +21,5 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Names used for the default workdir and in the logs.
   config.experiment = ""
   config.variant = ""
-
-  # A field whose default is a plain None cannot be set from the command line,
-  # so data_dir becomes a typed placeholder for --config.data_dir=PATH.
-  config.data_dir = config_dict.placeholder(str)
 
   return config
