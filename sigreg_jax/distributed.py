@@ -3,8 +3,8 @@
 One Python process runs per host (or per accelerator), all running the same
 program. ``initialize_distributed`` connects them through
 ``jax.distributed.initialize`` before any JAX computation; on a single process
-it does nothing. ``process_batch_rows`` then says which rows of each global
-batch this process loads, so that ``jax.make_array_from_process_local_data``
+it does nothing. ``process_batch_rows`` then returns the rows of each global
+batch that this process loads, so that ``jax.make_array_from_process_local_data``
 assembles exactly the batch a single process would have built.
 
 The settings come from arguments, else from environment variables:
@@ -66,7 +66,7 @@ class DistributedSettings:
     process_id: this process's id, or None to let JAX detect it.
     local_device_ids: the local devices this process uses, or None for all.
     cluster_detection_method: passed to ``jax.distributed.initialize``; None
-      tries every method JAX knows.
+      tries every detection method JAX has.
     launcher: the multi-process launcher found in the environment ("slurm",
       "ompi", "gketpu"), or None.
   """
@@ -163,7 +163,7 @@ def resolve_settings(
     num_processes: number of processes, or None.
     process_id: this process's id, or None.
     local_device_ids: local device ids this process uses, or None.
-    cluster_detection_method: "auto" (every method JAX knows), a JAX method
+    cluster_detection_method: "auto" (every method JAX has), a JAX method
       name ("slurm", "ompi", "mpi4py", "gcetpu", "gketpu", ...),
       "deactivate" (none), or None to read ``SIGREG_CLUSTER_DETECTION_METHOD``.
     environ: the environment to read; ``os.environ`` when None.
@@ -383,7 +383,7 @@ def initialize_distributed(
 
 
 def is_main_process() -> bool:
-  """Whether this is process 0, the one that writes metrics, logs and summaries."""
+  """Returns whether this is process 0, which writes metrics and summaries."""
   return jax.process_index() == 0
 
 
