@@ -188,7 +188,10 @@ def mixup(
     The mixed images, the mixed labels and lambda, a float32 scalar.
   """
   _check_alpha("mixup_alpha", alpha)
-  lam = jax.random.beta(key, alpha, alpha)
+  return _mixup_with_lambda(images, soft_labels, jax.random.beta(key, alpha, alpha))
+
+
+def _mixup_with_lambda(images, soft_labels, lam):
   images = lam * images + (1.0 - lam) * jnp.roll(images, 1, axis=0)
   soft_labels = lam * soft_labels + (1.0 - lam) * jnp.roll(soft_labels, 1, axis=0)
   return images, soft_labels, lam
@@ -215,9 +218,13 @@ def cutmix(
     scalar.
   """
   _check_alpha("cutmix_alpha", alpha)
+  lam_key, box_key = jax.random.split(key)
+  return _cutmix_with_lambda(box_key, images, soft_labels, jax.random.beta(lam_key, alpha, alpha))
+
+
+def _cutmix_with_lambda(key, images, soft_labels, lam):
   height, width = images.shape[1:3]
-  lam_key, row_key, column_key = jax.random.split(key, 3)
-  lam = jax.random.beta(lam_key, alpha, alpha)
+  row_key, column_key = jax.random.split(key)
   centre_row = jax.random.randint(row_key, (), 0, height)
   centre_column = jax.random.randint(column_key, (), 0, width)
 
@@ -253,12 +260,20 @@ def mix_batch(
     mix_probability: float = 0.5,
 ) -> tuple[jax.Array, jax.Array]:
   """Apply MixUp with probability `mix_probability`, otherwise CutMix, to the batch."""
-  choice_key, mix_key = jax.random.split(key)
+  _check_alpha("mixup_alpha", mixup_alpha)
+  _check_alpha("cutmix_alpha", cutmix_alpha)
+  choice_key, lam_key, box_key = jax.random.split(key, 3)
   use_mixup = jax.random.bernoulli(choice_key, mix_probability)
+
+  # One Beta draw with both methods' parameters: a single sampler compiles
+  # faster than two.
+  alphas = jnp.array([mixup_alpha, cutmix_alpha], jnp.float32)
+  mixup_lam, cutmix_lam = jax.random.beta(lam_key, alphas, alphas)
+
   images, soft_labels, _ = jax.lax.cond(
       use_mixup,
-      lambda: mixup(mix_key, images, soft_labels, alpha=mixup_alpha),
-      lambda: cutmix(mix_key, images, soft_labels, alpha=cutmix_alpha),
+      lambda: _mixup_with_lambda(images, soft_labels, mixup_lam),
+      lambda: _cutmix_with_lambda(box_key, images, soft_labels, cutmix_lam),
   )
   return images, soft_labels
 

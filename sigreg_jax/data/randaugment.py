@@ -99,8 +99,13 @@ def randaugment(
   op_key, sign_key = jax.random.split(key)
   op_indices = jax.random.randint(op_key, (num_ops,), 0, NUM_OPS)
   signs = jnp.where(jax.random.bernoulli(sign_key, 0.5, (num_ops,)), -1.0, 1.0)
-  for index in range(num_ops):
-    image = apply_op(image, op_indices[index], magnitude=magnitude, sign=signs[index])
+
+  # A scan compiles apply_op once however many ops are applied.
+  def apply_one(image, op_and_sign):
+    op_index, sign = op_and_sign
+    return apply_op(image, op_index, magnitude=magnitude, sign=sign), None
+
+  image, _ = jax.lax.scan(apply_one, image, (op_indices, signs))
   return image
 
 
