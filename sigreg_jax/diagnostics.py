@@ -17,7 +17,7 @@ Array = jax.Array
 def _covariance_eigenvalues(z: Array) -> Array:
   covariance = regularizers._covariance(z.astype(jnp.float32))
   # Round-off can leave tiny negative eigenvalues of a positive semi-definite
-  # matrix; they carry no variance.
+  # matrix, and they carry no variance.
   return jnp.maximum(jnp.linalg.eigvalsh(covariance), 0.0)
 
 
@@ -86,9 +86,9 @@ def entropy_effective_rank(z: Array) -> Array:
   .. math::
     \mathrm{erank} = \exp\bigl(-\textstyle\sum_i p_i \log p_i\bigr)
 
-  Roy and Vetterli define it on the singular values of a matrix; here it is
-  applied to the covariance eigenvalues, the squared singular values of the
-  centred batch. It lies in `[1, channels]` and is 0 for a batch with no
+  Roy and Vetterli define it on the singular values of a matrix. Here it is
+  applied to the covariance eigenvalues, which are the squared singular
+  values of the centred batch divided by `batch - 1`. It lies in `[1, channels]` and is 0 for a batch with no
   variance at all.
 
   Args:

@@ -362,8 +362,8 @@ def _epps_pulley_forward(projections, knots, weights):
 
 def _epps_pulley_backward(knots, weights, residuals, statistic_grad):
   # d statistic_m / d p_nm = sum_k 2 w_k t_k [s_km cos(t_k p_nm)
-  #                                          - (c_km - phi_k) sin(t_k p_nm)];
-  # the batch size in front of the statistic cancels the 1/N of the means.
+  #                                          - (c_km - phi_k) sin(t_k p_nm)].
+  # The batch size in front of the statistic cancels the 1/N of the means.
   projections, cosine_means, sine_means = residuals
   knots_array = jnp.asarray(knots, jnp.float32)
   weights_array = jnp.asarray(weights, jnp.float32)

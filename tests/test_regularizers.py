@@ -256,9 +256,10 @@ def test_paper_grid_equals_plain_trapezoid_on_symmetric_knots():
 
 @pytest.mark.parametrize("grid", [{}, sigreg_jax.PAPER_GRID])
 def test_sigreg_near_closed_form(grid):
-  # NOTE: "about 2%": on this sample the paper grid is 2.1% above the exact
-  # integral at scale 2 (its knot spacing, 0.625, is coarse for wide data),
-  # and other samples reach 2.6%; hence the 3% tolerance.
+  # NOTE: the grids approximate the integral to about 2% only. On this
+  # sample the paper grid is 2.1% above it at scale 2, because its knot
+  # spacing of 0.625 is coarse for wide data. Other samples reach 2.6%, so
+  # the tolerance is 3%.
   for scale in [0.5, 1.0, 2.0]:
     x = normal(1, (512,), scale)
 
