@@ -40,6 +40,7 @@ def _resume_config():
   return config
 
 
+@pytest.mark.slow
 def test_run_writes_outputs(tmp_path):
   config = tiny_config()
   summary = loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:1])
@@ -63,6 +64,7 @@ def test_run_writes_outputs(tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["6", "8"]
 
 
+@pytest.mark.slow
 def test_resume_matches_uninterrupted_run(tmp_path):
   devices = jax.devices()[:1]
   config = _resume_config()
@@ -155,6 +157,7 @@ print("SUMMARY", json.dumps(summary))
 """
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits(tmp_path):
   workdir = str(tmp_path / "run")
   script = _SIGTERM_CHILD.format(tests_dir=TESTS_DIR, workdir=workdir)

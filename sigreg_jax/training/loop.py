@@ -85,6 +85,8 @@ class _Evaluator:
 
   def __call__(self, state, images: np.ndarray, labels: np.ndarray, prefix: str) -> dict[str, Any]:
     num_examples = len(labels)
+    if num_examples == 0:
+      return {}
     totals = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
     features_per_layer = None
 
@@ -118,7 +120,7 @@ class _Evaluator:
 
 
 def _summarise(records: list[dict[str, Any]], *, step: int, preempted: bool) -> dict[str, Any]:
-  evals = [record for record in records if record["kind"] == "eval"]
+  evals = [record for record in records if record["kind"] == "eval" and "test_accuracy" in record]
   summary: dict[str, Any] = {"step": step, "preempted": preempted, "num_evaluations": len(evals)}
   if evals:
     best = max(evals, key=lambda record: record["test_accuracy"])
@@ -169,6 +171,10 @@ def train_and_evaluate(
   os.makedirs(workdir, exist_ok=True)
   logger.info("Starting run in %s on %d devices", workdir, len(devices or jax.devices()))
   logger.info("Config:\n%s", config)
+
+  for name in ("log_every_steps", "eval_every_epochs", "num_epochs"):
+    if config[name] < 1:
+      raise ValueError(f"config.{name} must be >= 1, got {config[name]}")
 
   mesh = parallel.make_data_mesh(devices)
   batch_size = config.batch_size
@@ -236,15 +242,16 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
       std=dataset.std, mesh=mesh)
   evaluator = _Evaluator(eval_step, mesh, batch_size=config.get("eval_batch_size") or batch_size)
 
-  def evaluate(step: int) -> dict[str, Any]:
+  def evaluate(step: int) -> None:
     values = evaluator(state, dataset.test_images, dataset.test_labels, "test")
-    if len(dataset.validation_labels):
-      values.update(evaluator(
-          state, dataset.validation_images, dataset.validation_labels, "validation"))
-    record = writer.write(step, "eval", values)
-    logger.info("Step %d: test loss %.4f, test accuracy %.4f", step,
-                values["test_loss"], values["test_accuracy"])
-    return record
+    values.update(evaluator(
+        state, dataset.validation_images, dataset.validation_labels, "validation"))
+    if not values:
+      logger.warning("Skipping evaluation at step %d: the data set has no test examples", step)
+      return
+    records.append(writer.write(step, "eval", values))
+    logger.info("Step %d: %s", step, ", ".join(
+        f"{name} {value:.4f}" for name, value in values.items() if isinstance(value, float)))
 
   step = start_step
   eval_steps = [record["step"] for record in records if record["kind"] == "eval"]
@@ -284,6 +291,7 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
         loss = _check_finite(*pending)
         elapsed = time.perf_counter() - interval_start
         values = jax.tree.map(np.asarray, step_metrics)
+        # The first interval of a run (or of a resume) includes compilation.
         values["images_per_second"] = interval_steps * batch_size / elapsed
         values["epoch"] = step / steps_per_epoch
         records.append(writer.write(step, "train", values))
@@ -294,7 +302,7 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
       end_of_epoch = step % steps_per_epoch == 0
       if end_of_epoch and (step // steps_per_epoch) % config.eval_every_epochs == 0:
         _check_finite(*pending)
-        records.append(evaluate(step))
+        evaluate(step)
         last_evaluated = step
 
       if checkpoints.should_save(step):
@@ -313,7 +321,7 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
       _check_finite(*pending)
     if not preempted:
       if last_evaluated != step:
-        records.append(evaluate(step))
+        evaluate(step)
       if checkpoints.latest_step() != step:
         checkpoints.save(step, state, force=True)
 
