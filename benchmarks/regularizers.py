@@ -270,6 +270,12 @@ def parse_args(argv=None):
                       help="skip the PyTorch references even when torch is installed")
   parser.add_argument("--only", choices=("weak", "sigreg"), default=None,
                       help="time one regulariser only")
+  parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
+                      help="override the batch sizes N of the grid")
+  parser.add_argument("--channels", type=int, nargs="+", default=None,
+                      help="override the channel counts C of the grid")
+  parser.add_argument("--counts", type=int, nargs="+", default=None,
+                      help="override the sketch and slice counts K and M of the grid")
   parser.add_argument("--json", default=None, help="also write all medians to this JSON file")
   return parser.parse_args(argv)
 
@@ -289,6 +295,9 @@ def main(argv=None):
   else:
     grid = (FULL_BATCH_SIZES, FULL_CHANNELS, FULL_COUNTS)
     budget_s, min_repeats = args.budget or 2.0, 5
+
+  grid = tuple(override or default for override, default in
+               zip((args.batch_sizes, args.channels, args.counts), grid))
 
   machine = timing.machine_description()
   logging.info("machine: %s", machine)
