@@ -239,6 +239,7 @@ def test_tfds_failed_download_explains_local_sources(tmp_path, monkeypatch):
     raise ConnectionError("Failed to resolve 'www.cs.toronto.edu'")
 
   monkeypatch.setattr(tfds, "data_source", offline_data_source)
+  monkeypatch.setattr(sources, "_tensorflow_installed", lambda: True)
 
   with pytest.raises(RuntimeError) as error:
     load_dataset("cifar100", source="tfds", data_dir=tmp_path)
@@ -249,6 +250,46 @@ def test_tfds_failed_download_explains_local_sources(tmp_path, monkeypatch):
   assert "cifar-100-python.tar.gz" in message
   assert "source='image_folder'" in message
   assert "www.cs.toronto.edu" in message
+
+
+def _serve_cifar_archive(tmp_path, monkeypatch, name="cifar100", md5=None):
+  """Write a fixture archive and point the no-TensorFlow download at it."""
+  served = tmp_path / "served"
+  served.mkdir()
+  written = data_fixtures.write_cifar_python(served, name, as_archive=True)
+  archive = next(served.glob("*.tar.gz"))
+  monkeypatch.setattr(sources, "_tensorflow_installed", lambda: False)
+  monkeypatch.setitem(
+      sources.CIFAR_PYTHON_ARCHIVES, name, (archive.as_uri(), md5 or sources._md5(archive))
+  )
+  return written, archive
+
+
+def test_tfds_without_tensorflow_downloads_cifar_archive(tmp_path, monkeypatch):
+  written, archive = _serve_cifar_archive(tmp_path, monkeypatch)
+  data_dir = tmp_path / "tfds"
+
+  dataset = load_dataset("cifar100", source="tfds", data_dir=data_dir)
+  archive.unlink()  # A second load must reuse the downloaded copy.
+  again = load_dataset("cifar100", source="tfds", data_dir=data_dir)
+
+  assert (data_dir / "downloads" / "cifar-100-python.tar.gz").is_file()
+  np.testing.assert_array_equal(dataset.train_images, written["train"][0])
+  np.testing.assert_array_equal(again.test_labels, written["test"][1])
+
+
+def test_tfds_without_tensorflow_checks_md5(tmp_path, monkeypatch):
+  _serve_cifar_archive(tmp_path, monkeypatch, md5="0" * 32)
+
+  with pytest.raises(RuntimeError, match="expected 0000"):
+    load_dataset("cifar100", source="tfds", data_dir=tmp_path / "tfds")
+
+
+def test_tfds_without_tensorflow_fashion_mnist_raises(tmp_path, monkeypatch):
+  monkeypatch.setattr(sources, "_tensorflow_installed", lambda: False)
+
+  with pytest.raises(RuntimeError, match="needs TensorFlow to prepare 'fashion_mnist'"):
+    load_dataset("fashion_mnist", source="tfds", data_dir=tmp_path)
 
 
 def test_auto_without_local_files_uses_tfds(tmp_path):

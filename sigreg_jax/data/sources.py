@@ -10,6 +10,8 @@ folder or straight from a `.tar.gz`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.util
 import io
 import logging
 import os
@@ -17,12 +19,26 @@ import pathlib
 import pickle
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
 SOURCES = ("tfds", "cifar_python", "image_folder", "auto")
+
+# The CIFAR authors' python-version archives and their MD5 sums (as torchvision
+# lists them), downloaded when tfds cannot prepare a data set without TensorFlow.
+CIFAR_PYTHON_ARCHIVES = {
+    "cifar100": (
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+    ),
+    "cifar10": (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+    ),
+}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
@@ -122,7 +138,10 @@ def load_dataset(
 
   - ``"tfds"``: `tfds.data_source(name, data_dir=data_dir, download=True)`,
     which downloads and prepares the data set in array_record format on first
-    use and reads it without TensorFlow afterwards.
+    use and reads it without TensorFlow afterwards. Preparing needs
+    TensorFlow; without it, CIFAR-10 and CIFAR-100 are instead downloaded as
+    the authors' python-version archive into `<data_dir>/downloads` and read
+    from there.
   - ``"cifar_python"``: the CIFAR python-version archive, given as the
     ``cifar-100-python`` (or ``cifar-10-batches-py``) folder, its ``.tar.gz``,
     or a folder containing either.
@@ -292,6 +311,20 @@ def _load_tfds(name: str, data_dir) -> tuple[dict, list[str]]:
   """Read both splits through `tfds.data_source`, preparing them if needed."""
   import tensorflow_datasets as tfds  # Imported here: slow, and only this source needs it.
 
+  # tfds's CIFAR and Fashion-MNIST builders read and encode with TensorFlow while
+  # preparing (tfds 4.9.10); reading prepared array_record files does not need it.
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared() and not _tensorflow_installed():
+    if name not in CIFAR_PYTHON_ARCHIVES:
+      raise RuntimeError(
+          f"tensorflow-datasets needs TensorFlow to prepare {name!r} (once) in "
+          f"{builder.data_dir_root}, and TensorFlow is not installed. Install it "
+          f"(`pip install tensorflow`) for that step, or load local files with "
+          f"source='image_folder'."
+      )
+    archive = _download_cifar_python(name, pathlib.Path(builder.data_dir_root) / "downloads")
+    return _load_cifar_python(name, archive)
+
   try:
     sources = tfds.data_source(
         name, split=["train", "test"], data_dir=data_dir, download=True
@@ -320,6 +353,49 @@ def _load_tfds(name: str, data_dir) -> tuple[dict, list[str]]:
     labels = np.asarray([example["label"] for example in examples], np.int32)
     splits[split] = (images, labels)
   return splits, class_names
+
+
+def _tensorflow_installed() -> bool:
+  return importlib.util.find_spec("tensorflow") is not None
+
+
+def _download_cifar_python(name: str, download_dir: pathlib.Path) -> pathlib.Path:
+  """Download the CIFAR python-version archive once and check its MD5 sum."""
+  url, expected_md5 = CIFAR_PYTHON_ARCHIVES[name]
+  archive = download_dir / url.rsplit("/", 1)[-1]
+  if archive.is_file() and _md5(archive) == expected_md5:
+    return archive
+
+  logging.warning(
+      "TensorFlow is not installed, so tensorflow-datasets cannot prepare %s; "
+      "downloading the authors' archive %s to %s instead.", name, url, archive,
+  )
+  download_dir.mkdir(parents=True, exist_ok=True)
+  partial = archive.with_name(archive.name + ".partial")
+  try:
+    urllib.request.urlretrieve(url, partial)
+  except OSError as error:
+    raise RuntimeError(
+        f"Download of {url} to {partial} failed: {error}. Without internet access, "
+        f"copy {archive.name} there by hand, or load local files with "
+        f"source='cifar_python' or source='image_folder' and data_dir."
+    ) from error
+  actual_md5 = _md5(partial)
+  if actual_md5 != expected_md5:
+    raise RuntimeError(
+        f"{url} downloaded to {partial} has MD5 {actual_md5}, expected {expected_md5}; "
+        f"delete the file and retry, or pass a verified copy with source='cifar_python'."
+    )
+  partial.replace(archive)
+  return archive
+
+
+def _md5(path: pathlib.Path) -> str:
+  digest = hashlib.md5()
+  with open(path, "rb") as stream:
+    for chunk in iter(lambda: stream.read(1 << 20), b""):
+      digest.update(chunk)
+  return digest.hexdigest()
 
 
 # CIFAR python-version archives.
