@@ -42,8 +42,10 @@ def _resume_config():
 
 @pytest.mark.slow
 def test_run_writes_outputs(tmp_path):
+  # All devices: 8 CPU devices in the test session, so this also runs the
+  # loop with the batch and the evaluation sharded.
   config = tiny_config()
-  summary = loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:1])
+  summary = loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET)
 
   assert summary["step"] == 8
   assert summary["preempted"] is False
