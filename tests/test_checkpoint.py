@@ -24,7 +24,7 @@ def _state(value=1.0):
   return {"params": {"w": jnp.full((3, 2), value)}, "step": jnp.array(7, jnp.uint32)}
 
 
-def test_trajectory_config_flattens_and_skips_run_control():
+def test_trajectory_config_skips_run_control():
   fields = checkpoint_lib.trajectory_config(_config())
   assert fields["optimizer.learning_rate"] == 1e-3
   assert fields["model.widths"] == [4, 4]

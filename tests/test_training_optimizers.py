@@ -112,7 +112,7 @@ def test_muon_labels_by_rank():
   assert optimizers.muon_labels(_params()) == {"kernel": "muon", "bias": "adam", "conv": "adam"}
 
 
-def test_muon_orthogonalises_matrices_and_adam_updates_rest():
+def test_muon_splits_matrices_from_rest():
   config = _optimizer_config(
       name="muon", learning_rate=1e-3, muon_learning_rate=1e-2, weight_decay=0.0,
       schedule="constant", adam_b1=0.9, adam_b2=0.95)
