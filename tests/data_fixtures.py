@@ -125,8 +125,8 @@ def write_tfds_dataset(
       "train": random_split(5, num_train, num_classes, shape),
       "test": random_split(6, num_test, num_classes, shape),
   }
-  # A data set whose class names are fixed in code (fashion_mnist) is read with
-  # those names, whatever the prepared files say; CIFAR names come from the files.
+  # tfds reads the class names of fashion_mnist from its builder code, so the
+  # fixture must use those. CIFAR class names are read from the prepared files.
   if name == "fashion_mnist":
     class_names = list(tfds.builder(name, data_dir=str(data_dir)).info.features["label"].names)
   else:

@@ -61,7 +61,8 @@ def test_crop_is_shift_with_zero_fill():
   # 40 draws over 81 equally likely offsets: both ends of the range should appear.
   rows = {row for row, _ in offsets_seen}
   assert len(offsets_seen) > 20
-  assert min(rows) <= 1 and max(rows) >= 2 * padding - 1
+  assert min(rows) <= 1
+  assert max(rows) >= 2 * padding - 1
 
 
 def test_mixup_labels_sum_to_one():
@@ -88,10 +89,12 @@ def test_cutmix_lambda_equals_kept_area(seed):
 
   mixed, soft_labels, lam = augment.cutmix(jax.random.key(seed), images, labels, alpha=1.0)
 
-  kept = np.mean(np.asarray(mixed) == np.asarray(images), axis=(1, 2, 3))
-  pasted = np.mean(np.asarray(mixed) == np.asarray(jnp.roll(images, 1, axis=0)), axis=(1, 2, 3))
-  np.testing.assert_allclose(kept, float(lam), atol=1e-6)
-  np.testing.assert_allclose(kept + pasted, 1.0, atol=1e-6)
+  own_fraction = np.mean(np.asarray(mixed) == np.asarray(images), axis=(1, 2, 3))
+  partner_fraction = np.mean(
+      np.asarray(mixed) == np.asarray(jnp.roll(images, 1, axis=0)), axis=(1, 2, 3)
+  )
+  np.testing.assert_allclose(own_fraction, float(lam), atol=1e-6)
+  np.testing.assert_allclose(own_fraction + partner_fraction, 1.0, atol=1e-6)
   np.testing.assert_allclose(soft_labels.sum(axis=1), 1.0, rtol=1e-6)
   np.testing.assert_allclose(np.diag(np.asarray(soft_labels)), float(lam), atol=1e-6)
 
@@ -258,7 +261,8 @@ def test_every_op_keeps_uint8_range(name, channels):
   out = np.asarray(_apply_op(image, _op(name), magnitude=9, sign=jnp.float32(-1.0)))
 
   assert out.shape == image.shape
-  assert out.min() >= 0 and out.max() <= 255
+  assert out.min() >= 0
+  assert out.max() <= 255
   np.testing.assert_array_equal(out, np.round(out))
 
 

@@ -49,9 +49,9 @@ def augment_batch(
 ) -> tuple[jax.Array, jax.Array]:
   """Augment a training batch and turn its labels into soft labels.
 
-  Each example gets its own key, folded from `key`, for crop, flip and
-  RandAugment; the batch shares one draw of MixUp or CutMix. The output is
-  `(x / 255 - mean) / std` of the augmented images.
+  Each example gets its own key, split from `key`, for crop, flip and
+  RandAugment, and the whole batch shares one draw of MixUp or CutMix. The
+  output is `(x / 255 - mean) / std` of the augmented images.
 
   Args:
     key: PRNG key of this step.
@@ -265,8 +265,6 @@ def mix_batch(
   choice_key, lam_key, box_key = jax.random.split(key, 3)
   use_mixup = jax.random.bernoulli(choice_key, mix_probability)
 
-  # One Beta draw with both methods' parameters: a single sampler compiles
-  # faster than two.
   alphas = jnp.array([mixup_alpha, cutmix_alpha], jnp.float32)
   mixup_lam, cutmix_lam = jax.random.beta(lam_key, alphas, alphas)
 

@@ -1,8 +1,8 @@
 """Epoch shuffling and batch selection on the host, identical on every process.
 
 Every process computes the same permutation from the run's seed and the epoch
-number, so the global batch at a step is known everywhere without
-communication; each process then keeps its own slice of it.
+number, so every process knows the global batch of a step without
+communication. Each process then keeps its own slice of that batch.
 """
 
 from __future__ import annotations

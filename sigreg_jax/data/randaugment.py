@@ -50,7 +50,7 @@ def op_magnitudes(magnitude: int, image_shape: tuple[int, ...]) -> dict[str, flo
   """Return torchvision's unsigned magnitude of each op at bin `magnitude`.
 
   Args:
-    magnitude: bin index in [0, 30]; RandAugment's default is 9.
+    magnitude: bin index in [0, 30]. RandAugment's default is 9.
     image_shape: [H, W, C] of the images, for the translation range.
 
   Returns:
@@ -82,8 +82,9 @@ def randaugment(
 
   Args:
     key: PRNG key for this image.
-    image: float32 [H, W, C] with integer values in [0, 255]; C is 1 or 3.
-    num_ops: ops applied in sequence; ops may repeat, as in torchvision.
+    image: float32 [H, W, C] with integer values in [0, 255], C 1 or 3.
+    num_ops: number of ops applied in sequence. An op may repeat, as in
+      torchvision.
     magnitude: magnitude bin in [0, 30].
 
   Returns:
@@ -118,7 +119,7 @@ def apply_op(
     image: float32 [H, W, C] with integer values in [0, 255].
     op_index: int32 scalar in [0, len(OPS)).
     magnitude: magnitude bin in [0, 30], static.
-    sign: +1.0 or -1.0; multiplies the magnitude of the signed ops (shear,
+    sign: +1.0 or -1.0, the sign of the magnitude of the signed ops (shear,
       translate, rotate and the four enhancements).
 
   Returns:
@@ -218,8 +219,8 @@ def _grayscale(image: jax.Array) -> jax.Array:
 
 
 def _smoothed(image: jax.Array) -> jax.Array:
-  # The 3x3 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 on interior pixels;
-  # border pixels keep their values.
+  # The 3x3 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 on interior pixels.
+  # Border pixels keep their values.
   height, width = image.shape[:2]
   total = 4.0 * image[1:-1, 1:-1]
   for row in range(3):

@@ -1,10 +1,10 @@
 """Image classification data sets held in memory as uint8 arrays.
 
-Three sources give the same `Dataset`: tensorflow-datasets (read through
-`tfds.data_source`, so no TensorFlow is needed once a data set is prepared), the
-CIFAR "python version" archives as Krizhevsky (2009) distributes them, and an
-image-folder layout (`train/<class>/*.jpg`, `test/<class>/*.jpg`) read from a
-folder or straight from a `.tar.gz`.
+Three sources return the same `Dataset`. tensorflow-datasets is read through
+`tfds.data_source`, so no TensorFlow is needed once a data set is prepared. The
+CIFAR "python version" archives are read as Krizhevsky (2009) distributes them.
+An image-folder layout (`train/<class>/*.jpg`, `test/<class>/*.jpg`) is read
+from a folder or straight from a `.tar.gz`.
 """
 
 from __future__ import annotations
