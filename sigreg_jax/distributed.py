@@ -87,15 +87,18 @@ class DistributedSettings:
     )
 
   @property
+  def can_detect(self) -> bool:
+    """Whether JAX's cluster detection may fill in missing settings."""
+    if self.cluster_detection_method == "deactivate":
+      return False
+    return self.cluster_detection_method is not None or self.launcher is not None
+
+  @property
   def is_multi_process(self) -> bool:
     """Whether ``jax.distributed.initialize`` should run."""
-    if self.num_processes == 1 or self.cluster_detection_method == "deactivate":
+    if self.num_processes == 1:
       return False
-    return (
-        self.is_explicit
-        or self.cluster_detection_method is not None
-        or self.launcher is not None
-    )
+    return self.is_explicit or self.can_detect
 
 
 def _parse_int(name: str, text: str) -> int:
@@ -226,9 +229,7 @@ def _check_complete(settings: DistributedSettings) -> None:
       f"process_id ({PROCESS_ID_ENV})": settings.process_id,
   }
   missing = [name for name, value in values.items() if value is None]
-  if not missing or not settings.is_explicit:
-    return
-  if settings.cluster_detection_method is not None or settings.launcher is not None:
+  if not missing or settings.can_detect:
     return
   raise ValueError(
       f"Multi-process settings are incomplete: missing {', '.join(missing)}. Give "

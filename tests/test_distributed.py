@@ -131,6 +131,16 @@ def test_initialize_detected_launcher_lets_jax_detect(initialize_calls, clean_en
   assert call["coordinator_address"] is None
 
 
+def test_initialize_explicit_with_detection_off(initialize_calls):
+  assert distributed.initialize_distributed(
+      "127.0.0.1:1234", 2, 0, cluster_detection_method="deactivate")
+  [call] = initialize_calls
+  assert call["cluster_detection_method"] == "deactivate"
+  with pytest.raises(ValueError, match=r"missing process_id \(JAX_PROCESS_ID\)"):
+    distributed.initialize_distributed(
+        "127.0.0.1:1234", 2, cluster_detection_method="deactivate")
+
+
 def test_initialize_auto_detection(initialize_calls):
   assert distributed.initialize_distributed(cluster_detection_method="auto")
   [call] = initialize_calls
