@@ -114,13 +114,13 @@ def _project(z: Array, matrix: Array, precision: Any) -> Array:
   )
 
 
-def _gram(y: Array, precision: Any) -> Array:
-  """Returns `y.T @ y`, replicated under Explicit axes."""
+def _transpose_matmul(a: Array, b: Array, precision: Any) -> Array:
+  """Returns `a.T @ b`, a contraction over the batch, replicated under Explicit."""
   if not _has_explicit_axes():
-    return jnp.matmul(y.T, y, precision=precision)
+    return jnp.matmul(a.T, b, precision=precision)
   return jnp.matmul(
-      y.T,
-      y,
+      a.T,
+      b,
       precision=precision,
       out_sharding=jax.sharding.PartitionSpec(None, None),
   )
@@ -129,7 +129,7 @@ def _gram(y: Array, precision: Any) -> Array:
 def _covariance(z: Array, precision: Any = None) -> Array:
   """Returns the unbiased covariance of the rows of a float32 `z`."""
   centered = z - jnp.mean(z, axis=0)
-  return _gram(centered, precision) / (z.shape[0] - 1)
+  return _transpose_matmul(centered, centered, precision) / (z.shape[0] - 1)
 
 
 def _safe_sqrt(x: Array) -> Array:
@@ -318,15 +318,38 @@ def unit_directions(key: Array, num_channels: int, num_slices: int) -> Array:
   return _normalize_columns(directions)
 
 
+# Elements of one [batch, block] array of projections (4 MiB in float32):
+# small enough to bound memory, large enough to keep the loops short.
+_BLOCK_ELEMENTS = 2**20
+
+
+def _slice_blocks(batch_size: int, num_slices: int) -> tuple[int, int]:
+  """Returns `(num_blocks, block_size)` covering the slices with little padding."""
+  max_block_size = max(1, _BLOCK_ELEMENTS // batch_size)
+  num_blocks = -(-num_slices // max_block_size)
+  block_size = -(-num_slices // num_blocks)
+  return num_blocks, block_size
+
+
+def _split_columns(x: Array, num_blocks: int, block_size: int) -> Array:
+  """Splits [rows, M] into [num_blocks, rows, block_size], zero-padded."""
+  rows, columns = x.shape
+  x = jnp.pad(x, ((0, 0), (0, num_blocks * block_size - columns)))
+  return x.reshape(rows, num_blocks, block_size).transpose(1, 0, 2)
+
+
+def _merge_columns(x: Array, num_columns: int) -> Array:
+  """Inverts `_split_columns`: [num_blocks, rows, block_size] to [rows, M]."""
+  num_blocks, rows, block_size = x.shape
+  x = x.transpose(1, 0, 2).reshape(rows, num_blocks * block_size)
+  return x[:, :num_columns]
+
+
 def _characteristic_function(
     projections: Array, knots: Array
 ) -> tuple[Array, Array]:
   """Returns the real and imaginary parts of the empirical characteristic
-  function, each [num_knots, num_slices].
-
-  One knot at a time, so memory stays at a few [batch, num_slices] arrays
-  instead of [batch, num_slices, num_knots].
-  """
+  function, each [num_knots, num_slices], one knot at a time."""
 
   def one_knot(carry, knot):
     angles = knot * projections
@@ -339,32 +362,54 @@ def _characteristic_function(
   return cosine_means, sine_means
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _epps_pulley(
-    projections: Array, knots: tuple[float, ...], weights: tuple[float, ...]
+    z: Array,
+    directions: Array,
+    knots: tuple[float, ...],
+    weights: tuple[float, ...],
+    precision: Any,
 ) -> Array:
-  """Returns the per-slice Epps-Pulley statistic of [batch, slices] floats."""
-  return _epps_pulley_forward(projections, knots, weights)[0]
+  """Returns the per-slice Epps-Pulley statistic of float32 `z @ directions`.
+
+  Both passes loop over blocks of slices and, inside a block, over knots,
+  and the backward pass recomputes the projections. Memory therefore stays
+  at a few [batch, block] arrays: it never holds [batch, slices, knots], nor
+  even [batch, slices].
+  """
+  return _epps_pulley_forward(z, directions, knots, weights, precision)[0]
 
 
-def _epps_pulley_forward(projections, knots, weights):
+def _epps_pulley_forward(z, directions, knots, weights, precision):
+  batch_size = z.shape[0]
+  num_slices = directions.shape[1]
+  num_blocks, block_size = _slice_blocks(batch_size, num_slices)
   knots_array = jnp.asarray(knots, jnp.float32)
+
+  def one_block(carry, block_directions):
+    projections = _project(z, block_directions, precision)
+    return carry, _characteristic_function(projections, knots_array)
+
+  _, (cosine_means, sine_means) = jax.lax.scan(
+      one_block, None, _split_columns(directions, num_blocks, block_size)
+  )
+  cosine_means = _merge_columns(cosine_means, num_slices)
+  sine_means = _merge_columns(sine_means, num_slices)
+
   weights_array = jnp.asarray(weights, jnp.float32)[:, None]
   gaussian = jnp.exp(-jnp.square(knots_array) / 2.0)[:, None]
-
-  cosine_means, sine_means = _characteristic_function(projections, knots_array)
-
   squared_error = jnp.square(cosine_means - gaussian) + jnp.square(sine_means)
-  batch_size = projections.shape[0]
   statistic = batch_size * jnp.sum(weights_array * squared_error, axis=0)
-  return statistic, (projections, cosine_means, sine_means)
+  return statistic, (z, directions, cosine_means, sine_means)
 
 
-def _epps_pulley_backward(knots, weights, residuals, statistic_grad):
+def _epps_pulley_backward(knots, weights, precision, residuals, statistic_grad):
   # d statistic_m / d p_nm = sum_k 2 w_k t_k [s_km cos(t_k p_nm)
   #                                          - (c_km - phi_k) sin(t_k p_nm)].
   # The batch size in front of the statistic cancels the 1/N of the means.
-  projections, cosine_means, sine_means = residuals
+  z, directions, cosine_means, sine_means = residuals
+  num_slices = directions.shape[1]
+  num_blocks, block_size = _slice_blocks(z.shape[0], num_slices)
   knots_array = jnp.asarray(knots, jnp.float32)
   weights_array = jnp.asarray(weights, jnp.float32)
   gaussian = jnp.exp(-jnp.square(knots_array) / 2.0)[:, None]
@@ -373,22 +418,42 @@ def _epps_pulley_backward(knots, weights, residuals, statistic_grad):
   sine_coefficients = scale * (cosine_means - gaussian)
   cosine_coefficients = scale * sine_means
 
-  def one_knot(projections_grad, inputs):
+  def one_knot(projections, projections_grad, inputs):
     knot, sine_coefficient, cosine_coefficient = inputs
     angles = knot * projections
-    projections_grad = (
+    return (
         projections_grad
         + cosine_coefficient * jnp.cos(angles)
         - sine_coefficient * jnp.sin(angles)
     )
-    return projections_grad, None
 
-  projections_grad, _ = jax.lax.scan(
-      one_knot,
-      jnp.zeros_like(projections),
-      (knots_array, sine_coefficients, cosine_coefficients),
+  def one_block(z_grad, inputs):
+    block_directions, block_sine_coefficients, block_cosine_coefficients = (
+        inputs
+    )
+    projections = _project(z, block_directions, precision)
+    projections_grad, _ = jax.lax.scan(
+        lambda grad, knot_inputs: (
+            one_knot(projections, grad, knot_inputs),
+            None,
+        ),
+        jnp.zeros_like(projections),
+        (knots_array, block_sine_coefficients, block_cosine_coefficients),
+    )
+    z_grad = z_grad + _project(projections_grad, block_directions.T, precision)
+    directions_grad = _transpose_matmul(z, projections_grad, precision)
+    return z_grad, directions_grad
+
+  z_grad, directions_grad = jax.lax.scan(
+      one_block,
+      jnp.zeros_like(z),
+      (
+          _split_columns(directions, num_blocks, block_size),
+          _split_columns(sine_coefficients, num_blocks, block_size),
+          _split_columns(cosine_coefficients, num_blocks, block_size),
+      ),
   )
-  return (projections_grad,)
+  return z_grad, _merge_columns(directions_grad, num_slices)
 
 
 _epps_pulley.defvjp(_epps_pulley_forward, _epps_pulley_backward)
@@ -398,13 +463,16 @@ def _sigreg_from_directions(
     z: Array, directions: Array, t_max: float, num_knots: int, precision: Any
 ) -> Array:
   """Returns the per-slice SIGReg statistics along unit-norm `directions`."""
-  z = z.astype(jnp.float32)
-  projections = _project(z, directions, precision)
-
   knots, weights = _quadrature_grid(t_max, num_knots)
   # The knot t = 0 contributes exactly zero: cos(0) = phi(0) = 1, sin(0) = 0.
   knots, weights = knots[1:], weights[1:]
-  return _epps_pulley(projections, tuple(knots), tuple(weights))
+  return _epps_pulley(
+      z.astype(jnp.float32),
+      directions.astype(jnp.float32),
+      tuple(knots.tolist()),
+      tuple(weights.tolist()),
+      precision,
+  )
 
 
 @functools.partial(
