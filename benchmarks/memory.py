@@ -177,7 +177,7 @@ def main(argv=None):
     print(json.dumps(report))
     return report
 
-  logging.basicConfig(level=logging.INFO, format="%(message)s")
+  logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
   size = dict(QUICK_SIZE if args.quick else FULL_SIZE)
   for name in size:
     if getattr(args, name) is not None:

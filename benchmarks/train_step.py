@@ -5,9 +5,11 @@ no regulariser, with Weak-SIGReg (64 sketches) and with SIGReg (64 slices,
 the Weak-SIGReg paper's grid), each on the six per-block features of the
 collapse-setting ViT of Akbar, 2026, "Weak-SIGReg: Covariance Regularization
 for Stable Deep Learning" (arXiv 2603.05924). It times the three steps in
-interleaved rounds on one device, reports XLA's FLOP counts of each step and of
-the regulariser alone, and times `augment_batch` alone against the step's
-consumption of images.
+interleaved rounds on one device, together with the regulariser alone (forward
+and backward on every block's features, a steadier estimate of its share than
+the difference of two step times on a busy machine). It reports XLA's FLOP
+counts of each step and of the regulariser alone, and times `augment_batch`
+alone against the step's consumption of images.
 
 Run `python -m benchmarks.train_step` (a few minutes on 2 cores) or
 `python -m benchmarks.train_step --quick` for a 2-block ViT at batch 32.
@@ -70,24 +72,38 @@ def build_step(config, mesh):
   return train_step, parallel.replicate(mesh, train_state.state)
 
 
-def step_flops(train_step, state, images, labels, key) -> dict:
-  """Return XLA's cost analysis (flops, transcendentals) of one compiled train step."""
-  # The step is a Python wrapper around a jitted function; jit it once more to lower it.
-  costs = jax.jit(train_step).lower(state, images, labels, key).compile().cost_analysis()
-  return {name: float(costs.get(name, 0.0)) for name in ("flops", "transcendentals")}
+def compile_step(train_step, state, images, labels, key):
+  """Compile the train step ahead of time; return (compiled step, XLA cost analysis).
+
+  `make_train_step` returns a Python wrapper around its jitted function, so
+  this jits the wrapper once more, with the state donated as the wrapper's
+  inner function does. The inner jit is inlined, so the compiled program is
+  the train step itself, compiled once for both timing and cost analysis.
+  """
+  compiled = jax.jit(train_step, donate_argnums=(0,)).lower(state, images, labels, key).compile()
+  costs = compiled.cost_analysis()
+  flops = {name: float(costs.get(name, 0.0)) for name in ("flops", "transcendentals")}
+  return compiled, flops
 
 
-def regularizer_flops(config, features_shape, num_layers, key) -> dict:
-  """Return XLA's cost of the regulariser alone, forward and backward, over all layers."""
+def compile_regularizer(config, features_shape, num_layers, key):
+  """Compile the regulariser alone, forward and backward, over all layers' features.
+
+  Returns:
+    (zero-argument callable that runs it and waits, XLA cost analysis).
+  """
   regularizer, kwargs = loss_lib.make_regularizer(config)
 
   def mean_regularizer(features):
     return loss_lib.regularizer_per_layer(regularizer, key, features, **kwargs).mean()
 
-  features = [jnp.zeros(features_shape, jnp.float32)] * num_layers
+  rng = np.random.default_rng(1)
+  features = [jnp.asarray(rng.standard_normal(features_shape, dtype=np.float32))
+              for _ in range(num_layers)]
   compiled = jax.jit(jax.value_and_grad(mean_regularizer)).lower(features).compile()
   costs = compiled.cost_analysis()
-  return {name: float(costs.get(name, 0.0)) for name in ("flops", "transcendentals")}
+  flops = {name: float(costs.get(name, 0.0)) for name in ("flops", "transcendentals")}
+  return (lambda: jax.block_until_ready(compiled(features))), flops
 
 
 def parse_args(argv=None):
@@ -110,7 +126,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
   args = parse_args(argv)
-  logging.basicConfig(level=logging.INFO, format="%(message)s")
+  logging.basicConfig(level=logging.INFO, format="%(message)s", force=True)
 
   batch_size = args.batch_size or (32 if args.quick else 128)
   budget_s = args.budget or (5.0 if args.quick else 120.0)
@@ -141,17 +157,19 @@ def main(argv=None):
       config = make_config(regularizer, batch_size=batch_size, model_overrides=model_overrides,
                            light_augment=args.light_augment)
       train_step, state = build_step(config, mesh)
-      arm = dict(step_flops=step_flops(train_step, state, images, labels, key))
+      compiled_step, flops = compile_step(train_step, state, images, labels, key)
+      arm = dict(step_flops=flops)
       if regularizer != "none":
-        arm["regularizer_flops"] = regularizer_flops(
+        run_regularizer, arm["regularizer_flops"] = compile_regularizer(
             config, (batch_size, config.model.width), config.model.depth, key)
+        contenders[f"{regularizer}_alone"] = run_regularizer
       results["arms"][regularizer] = arm
 
       # The step donates its state, so each call hands the new state to the next.
       holder = {"state": state}
 
-      def run_step(train_step=train_step, holder=holder):
-        holder["state"], metrics = train_step(holder["state"], images, labels, key)
+      def run_step(compiled_step=compiled_step, holder=holder):
+        holder["state"], metrics = compiled_step(holder["state"], images, labels, key)
         jax.block_until_ready(metrics)
 
       contenders[regularizer] = run_step
@@ -170,17 +188,20 @@ def main(argv=None):
   baseline_flops = results["arms"]["none"]["step_flops"]["flops"]
   model_name = f"ViT with overrides {model_overrides}" if model_overrides else "collapse-setting ViT"
   print(f"\nTrain step, batch {batch_size}, {model_name} (median)")
-  print("| regulariser | step | overhead | images/s | step GFLOP | regulariser GFLOP "
-        "(fwd+bwd, all layers) | regulariser / step FLOPs |")
-  print("|---|---|---|---|---|---|---|")
+  print("| regulariser | step | overhead | images/s | regulariser alone | alone / step "
+        "| step GFLOP | regulariser GFLOP (fwd+bwd, all layers) | regulariser / step FLOPs |")
+  print("|---|---|---|---|---|---|---|---|---|")
   for regularizer in REGULARIZERS:
     arm = results["arms"][regularizer]
     step_time = medians[regularizer]
     overhead = step_time / baseline - 1.0
     arm.update(step_seconds=step_time, overhead=overhead, images_per_second=batch_size / step_time)
     regularizer_cost = arm.get("regularizer_flops", {}).get("flops", 0.0)
+    alone_time = medians.get(f"{regularizer}_alone", 0.0)
+    arm.update(regularizer_alone_seconds=alone_time, alone_fraction=alone_time / baseline)
     print(f"| {regularizer} | {timing.format_seconds(step_time)} | {overhead:+.1%} "
-          f"| {batch_size / step_time:.1f} | {arm['step_flops']['flops'] / 1e9:.2f} "
+          f"| {batch_size / step_time:.1f} | {timing.format_seconds(alone_time)} "
+          f"| {alone_time / baseline:.2%} | {arm['step_flops']['flops'] / 1e9:.2f} "
           f"| {regularizer_cost / 1e9:.4f} | {regularizer_cost / baseline_flops:.2%} |")
 
   augment_rate = batch_size / medians["augment"]

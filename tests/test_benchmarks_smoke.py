@@ -85,8 +85,7 @@ def test_memory_benchmark_tiny_size(tmp_path):
 
 @pytest.mark.slow
 def test_train_step_benchmark_tiny_model(tmp_path):
-  # About a minute on 2 busy cores: it compiles three train steps twice each,
-  # once to run and once for XLA's cost analysis.
+  # About a minute on 2 busy cores, most of it compiling three train steps.
   results = run_benchmark(
       "train_step", "--quick", "--width", "16", "--depth", "1", "--batch-size", "8",
       "--light-augment", "--budget", "0.1", "--min-repeats", "1", tmp_path=tmp_path)
