@@ -521,10 +521,12 @@ def sigreg_per_slice(
   (1.0525 on the default grid, 1.0594 on the paper grid), and the statistic
   grows with the batch size for non-Gaussian data.
 
-  The statistics are computed in float32 whatever the dtype of `z`, one knot
-  at a time, so forward and backward memory stays at a few
-  `[batch, num_slices]` arrays. Under `jax.jit` with `z` sharded over the
-  batch they are those of the global batch.
+  The statistics are computed in float32 whatever the dtype of `z`. Both
+  passes loop over blocks of slices and over knots, and the backward pass
+  recomputes the projections, so memory stays at a few `[batch, block]`
+  arrays of about 2^20 elements each, plus `z` and its gradient. Under
+  `jax.jit` with `z` sharded over the batch the statistics are those of the
+  global batch.
 
   Args:
     key: a JAX PRNG key. The directions depend on `key` alone.
