@@ -129,10 +129,10 @@ def plot_runs(runs: Sequence[Run], output: str, title: str | None = None):
   panels = [
       ("accuracy (%): test (points), train batches (dotted)", x_label),
       ("loss: test (points), train cross-entropy (dotted)", x_label),
-      ("regulariser, mean over layers (train)", x_label),
+      ("regulariser, mean over layers (regularised runs)", x_label),
       ("effective rank of test features, mean over layers", x_label),
       ("effective rank per layer, last evaluation", "layer"),
-      ("regulariser per layer, last logged step", "layer"),
+      ("regulariser per layer, last logged step (regularised runs)", "layer"),
   ]
   for axis, (axis_title, axis_label) in zip(axes.flat, panels):
     axis.set_title(axis_title, fontsize=10)
@@ -144,7 +144,10 @@ def plot_runs(runs: Sequence[Run], output: str, title: str | None = None):
       axis.text(0.5, 0.5, "no data (baseline runs log no regulariser)",
                 ha="center", va="center", transform=axis.transAxes,
                 color="gray")
-  if axes[0, 2].has_data():
+  # A log scale only where the regulariser spans more than a decade, since
+  # otherwise its tick labels read worse than linear ones.
+  low, high = axes[0, 2].dataLim.intervaly
+  if axes[0, 2].has_data() and low > 0 and high / low > 10:
     axes[0, 2].set_yscale("log")
   for axis in (axes[1, 1], axes[1, 2]):
     axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
