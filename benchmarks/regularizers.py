@@ -165,7 +165,8 @@ def bench_weak(torch, z_numpy, num_sketches, *, budget_s, min_repeats):
       contenders["torch_rng"] = functools.partial(
           torch_reference.gaussian_sketch, num_channels, num_sketches)
 
-  medians = timing.time_interleaved(contenders, budget_s=budget_s, min_repeats=min_repeats)
+  medians = timing.time_interleaved(contenders, budget_s=budget_s, min_repeats=min_repeats,
+                                    max_repeats=200)
   return dict(medians=medians, relative_difference=relative_difference)
 
 
@@ -199,7 +200,8 @@ def bench_sigreg(torch, z_numpy, num_slices, *, budget_s, min_repeats):
     contenders["torch_rng"] = functools.partial(
         torch_reference.unit_directions, num_channels, num_slices)
 
-  medians = timing.time_interleaved(contenders, budget_s=budget_s, min_repeats=min_repeats)
+  medians = timing.time_interleaved(contenders, budget_s=budget_s, min_repeats=min_repeats,
+                                    max_repeats=200)
   return dict(medians=medians, relative_difference=relative_difference)
 
 

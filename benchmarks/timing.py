@@ -74,45 +74,53 @@ def time_interleaved(
     budget_s: float = 2.0,
     min_repeats: int = 5,
     max_repeats: int = 50,
-    warmup: int = 2,
+    slow_repeats: int = 3,
+    warmup: int = 1,
 ) -> dict[str, float]:
   """Time each contender in interleaved rounds and return its median in seconds.
 
   Each callable must finish its work before returning (call
   `jax.block_until_ready` inside). The first `warmup` calls, which include
   compilation, are not timed. The order within a round rotates so that no
-  contender always runs right after the same neighbour.
+  contender always runs right after the same neighbour. When one round alone
+  takes longer than `budget_s`, only `slow_repeats` rounds run, so that the
+  largest sizes (seconds per call) keep the whole run within minutes.
 
   Args:
     contenders: name -> zero-argument callable.
     budget_s: target wall time of all timed rounds together.
-    min_repeats: fewest timed rounds, whatever the budget.
+    min_repeats: fewest timed rounds while a round fits in the budget.
     max_repeats: most timed rounds.
+    slow_repeats: timed rounds when one round exceeds the budget.
     warmup: untimed calls of each contender before timing.
 
   Returns:
     name -> median seconds per call.
   """
   names = list(contenders)
-
-  round_seconds = 0.0
   for name in names:
-    for index in range(warmup):
-      start = time.perf_counter()
+    for _ in range(warmup):
       contenders[name]()
-      if index == warmup - 1:
-        round_seconds += time.perf_counter() - start
-
-  repeats = repeat_count(round_seconds, budget_s=budget_s, min_repeats=min_repeats,
-                         max_repeats=max_repeats)
 
   samples = {name: [] for name in names}
-  for round_index in range(repeats):
+  repeats = max_repeats
+  round_index = 0
+  while round_index < repeats:
     shift = round_index % len(names)
     for name in names[shift:] + names[:shift]:
       start = time.perf_counter()
       contenders[name]()
       samples[name].append(time.perf_counter() - start)
+
+    if round_index == 0:
+      # The first timed round, after compilation, sets the number of rounds.
+      round_seconds = sum(values[0] for values in samples.values())
+      if round_seconds > budget_s:
+        repeats = min(slow_repeats, min_repeats)
+      else:
+        repeats = repeat_count(round_seconds, budget_s=budget_s, min_repeats=min_repeats,
+                               max_repeats=max_repeats)
+    round_index += 1
 
   return {name: statistics.median(values) for name, values in samples.items()}
 
