@@ -126,10 +126,31 @@ def _transpose_matmul(a: Array, b: Array, precision: Any) -> Array:
   )
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _gram(y: Array, precision: Any) -> Array:
+  """Returns `y.T @ y` with a backward pass of one matmul, `y @ (g + g.T)`.
+
+  Autodiff of `y.T @ y` would differentiate each operand separately, with
+  two [batch, channels, channels] matmuls.
+  """
+  return _transpose_matmul(y, y, precision)
+
+
+def _gram_forward(y, precision):
+  return _transpose_matmul(y, y, precision), y
+
+
+def _gram_backward(precision, y, gram_grad):
+  return (_project(y, gram_grad + gram_grad.T, precision),)
+
+
+_gram.defvjp(_gram_forward, _gram_backward)
+
+
 def _covariance(z: Array, precision: Any = None) -> Array:
   """Returns the unbiased covariance of the rows of a float32 `z`."""
   centered = z - jnp.mean(z, axis=0)
-  return _transpose_matmul(centered, centered, precision) / (z.shape[0] - 1)
+  return _gram(centered, precision) / (z.shape[0] - 1)
 
 
 def _safe_sqrt(x: Array) -> Array:
