@@ -183,7 +183,7 @@ def main(argv=None):
     if getattr(args, name) is not None:
       size[name] = getattr(args, name)
 
-  # The reference's real [N, M, T] float32 tensor; its complex exponential is twice that.
+  # The reference's real [N, M, T] float32 tensor. Its complex exponential is twice that.
   reference_tensor_bytes = size["num_samples"] * size["num_slices"] * REFERENCE_KNOTS * 4
   results = dict(size=size, reference_tensor_bytes=reference_tensor_bytes)
 

@@ -41,7 +41,7 @@ QUICK_BATCH_SIZES = (128, 1024)
 QUICK_CHANNELS = (256,)
 QUICK_COUNTS = (64, 256)
 
-# Relative tolerance of the value check; both sides compute in float32.
+# Relative tolerance of the value check. Both sides compute in float32.
 VALUE_RTOL = 1e-3
 
 
@@ -103,7 +103,7 @@ def blocking(function, *args):
 
 
 def check_same_value(name, jax_value, torch_value):
-  """Log both values and raise if they differ by more than VALUE_RTOL."""
+  """Log both values, raise if they differ by more than VALUE_RTOL, and return the difference."""
   jax_value = float(jax_value)
   torch_value = float(torch_value)
   relative = abs(jax_value - torch_value) / max(abs(torch_value), 1e-12)
@@ -118,14 +118,14 @@ def check_same_value(name, jax_value, torch_value):
 
 
 def features(num_samples: int, num_channels: int, seed: int = 0) -> np.ndarray:
-  """Return well-scaled float32 features, Gaussian with per-channel scales in [0.5, 2]."""
+  """Return float32 Gaussian features whose channel scales lie in [0.5, 2] / sqrt(C)."""
   rng = np.random.default_rng(seed)
   scales = rng.uniform(0.5, 2.0, size=num_channels) / math.sqrt(num_channels)
   return (rng.standard_normal((num_samples, num_channels)) * scales).astype(np.float32)
 
 
 def bench_weak(torch, z_numpy, num_sketches, *, threads, budget_s, min_repeats):
-  """Time Weak-SIGReg at one size; return a dict of medians and ratios."""
+  """Time Weak-SIGReg at one size and return the medians and the value check's difference."""
   num_samples, num_channels = z_numpy.shape
   key = jax.random.key(0)
   z = jnp.asarray(z_numpy)
@@ -174,7 +174,10 @@ def bench_weak(torch, z_numpy, num_sketches, *, threads, budget_s, min_repeats):
 
 
 def bench_sigreg(torch, z_numpy, num_slices, *, threads, budget_s, min_repeats):
-  """Time SIGReg on the paper grid at one size; return a dict of medians and ratios."""
+  """Time SIGReg on the Weak-SIGReg paper's grid at one size.
+
+  Returns the medians and the relative difference of the value check.
+  """
   num_samples, num_channels = z_numpy.shape
   key = jax.random.key(0)
   z = jnp.asarray(z_numpy)

@@ -24,7 +24,7 @@ def configure_torch_threads(num_threads: int) -> None:
   try:
     torch.set_num_interop_threads(num_threads)
   except RuntimeError:
-    # The inter-op pool can only be sized before its first use; keep what is set.
+    # The inter-op pool can only be sized before its first use, so keep the current size.
     pass
 
 

@@ -59,10 +59,10 @@ def weak_sigreg_reference(z: torch.Tensor, num_sketches: int = 64, sketch=None) 
 def sigreg_reference(z: torch.Tensor, num_slices: int = 256, directions=None) -> torch.Tensor:
   """Compute SIGReg with the complex empirical characteristic function, in PyTorch eager.
 
-  Projects `z` on random unit directions, evaluates the empirical characteristic
-  function exp(1j * t * x) on 17 knots in [-5, 5], integrates the windowed
-  squared distance to exp(-t^2 / 2) with the trapezoid rule, scales by the batch
-  size and averages over slices.
+  Projects `z` on random unit directions and evaluates the empirical
+  characteristic function exp(1j * t * x) on 17 knots in [-5, 5]. The windowed
+  squared distance to exp(-t^2 / 2) is integrated with the trapezoid rule,
+  scaled by the batch size and averaged over slices.
 
   Args:
     z: [batch, channels] features.

@@ -1,10 +1,10 @@
 """Measure what Weak-SIGReg and SIGReg add to a full training step, and whether augmentation keeps up.
 
-Builds the jitted train step of `sigreg_jax.training.step` three times, with
+Builds the jitted train step of `sigreg_jax.training.step` three times: with
 no regulariser, with Weak-SIGReg (64 sketches) and with SIGReg (64 slices,
-the Weak-SIGReg paper's grid), each on the six per-block features of the
-collapse-setting ViT of Akbar, 2026, "Weak-SIGReg: Covariance Regularization
-for Stable Deep Learning" (arXiv 2603.05924). It times the three steps in
+the Weak-SIGReg paper's grid). The regulariser acts on the six per-block
+features of the collapse-setting ViT of Akbar, 2026, "Weak-SIGReg: Covariance
+Regularization for Stable Deep Learning" (arXiv 2603.05924). It times the three steps in
 interleaved rounds on one device, together with the regulariser alone (forward
 and backward on every block's features, a steadier estimate of its share than
 the difference of two step times on a busy machine). It reports XLA's FLOP
