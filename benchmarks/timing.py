@@ -76,6 +76,7 @@ def time_interleaved(
     max_repeats: int = 50,
     slow_repeats: int = 3,
     warmup: int = 1,
+    samples_out: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
   """Time each contender in interleaved rounds and return its median in seconds.
 
@@ -93,6 +94,8 @@ def time_interleaved(
     max_repeats: most timed rounds.
     slow_repeats: timed rounds when one round exceeds the budget.
     warmup: untimed calls of each contender before timing.
+    samples_out: when given, receives name -> the seconds of every timed
+      round, in round order, so that callers can pair contenders by round.
 
   Returns:
     name -> median seconds per call.
@@ -122,6 +125,8 @@ def time_interleaved(
                                max_repeats=max_repeats)
     round_index += 1
 
+  if samples_out is not None:
+    samples_out.update(samples)
   return {name: statistics.median(values) for name, values in samples.items()}
 
 

@@ -18,6 +18,7 @@ Run `python -m benchmarks.train_step` (a few minutes on 2 cores) or
 import argparse
 import json
 import logging
+import statistics
 
 import jax
 import jax.numpy as jnp
@@ -180,26 +181,37 @@ def main(argv=None):
         mean=CIFAR100_MEAN, std=CIFAR100_STD))
     contenders["augment"] = lambda: jax.block_until_ready(augment_only(key, images, labels))
 
+    samples = {}
     medians = timing.time_interleaved(contenders, budget_s=budget_s, min_repeats=min_repeats,
-                                      max_repeats=max(min_repeats, 200))
+                                      max_repeats=max(min_repeats, 200), samples_out=samples)
   results["medians"] = medians
+  results["rounds"] = len(samples["none"])
 
   baseline = medians["none"]
   baseline_flops = results["arms"]["none"]["step_flops"]["flops"]
   model_name = f"ViT with overrides {model_overrides}" if model_overrides else "collapse-setting ViT"
   print(f"\nTrain step, batch {batch_size}, {model_name} (median)")
-  print("| regulariser | step | overhead | images/s | regulariser alone | alone / step "
-        "| step GFLOP | regulariser GFLOP (fwd+bwd, all layers) | regulariser / step FLOPs |")
-  print("|---|---|---|---|---|---|---|---|---|")
+  print(f"{results['rounds']} interleaved rounds")
+  print("| regulariser | step | overhead (medians) | overhead (paired rounds) | images/s "
+        "| regulariser alone | alone / step | step GFLOP "
+        "| regulariser GFLOP (fwd+bwd, all layers) | regulariser / step FLOPs |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
   for regularizer in REGULARIZERS:
     arm = results["arms"][regularizer]
     step_time = medians[regularizer]
     overhead = step_time / baseline - 1.0
+    # Steps of the same round ran back to back, so their ratio cancels slow
+    # drifts in machine load that the ratio of two medians keeps.
+    paired_overhead = statistics.median(
+        arm_seconds / none_seconds - 1.0
+        for arm_seconds, none_seconds in zip(samples[regularizer], samples["none"]))
+    arm["paired_overhead"] = paired_overhead
     arm.update(step_seconds=step_time, overhead=overhead, images_per_second=batch_size / step_time)
     regularizer_cost = arm.get("regularizer_flops", {}).get("flops", 0.0)
     alone_time = medians.get(f"{regularizer}_alone", 0.0)
     arm.update(regularizer_alone_seconds=alone_time, alone_fraction=alone_time / baseline)
     print(f"| {regularizer} | {timing.format_seconds(step_time)} | {overhead:+.1%} "
+          f"| {paired_overhead:+.1%} "
           f"| {batch_size / step_time:.1f} | {timing.format_seconds(alone_time)} "
           f"| {alone_time / baseline:.2%} | {arm['step_flops']['flops'] / 1e9:.2f} "
           f"| {regularizer_cost / 1e9:.4f} | {regularizer_cost / baseline_flops:.2%} |")
