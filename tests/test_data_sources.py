@@ -1,5 +1,6 @@
 """Tests of the data sources on tiny data sets written to tmp_path."""
 
+import gzip
 import os
 import pathlib
 import pickle
@@ -8,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from sigreg_jax.data import idx
 from sigreg_jax.data import sources
 from sigreg_jax.data.sources import load_dataset
 
@@ -316,3 +318,255 @@ def test_shared_cifar10_jpeg_archive_loads():
 
 def test_metadata_covers_supported_names():
   assert set(sources.METADATA) == {"cifar10", "cifar100", "fashion_mnist"}
+
+
+# IDX files (Fashion-MNIST).
+
+DEBIAN_FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+def _write_idx(path, array, *, magic=None, gzipped=False, truncate_bytes=0):
+  """Write `array` (uint8) as an IDX file; `magic` overrides the header's magic number."""
+  if magic is None:
+    magic = 0x0800 | array.ndim
+  content = magic.to_bytes(4, "big")
+  content += b"".join(size.to_bytes(4, "big") for size in array.shape)
+  content += array.astype(np.uint8).tobytes()
+  content = content[: len(content) - truncate_bytes]
+  if gzipped:
+    path = path.with_name(path.name + ".gz")
+    content = gzip.compress(content)
+  path.write_bytes(content)
+  return path
+
+
+def _write_fashion_mnist_idx(folder, *, gzipped=False, num_train=12, num_test=6):
+  """Write the four Fashion-MNIST IDX files of a tiny data set into `folder`."""
+  folder.mkdir(parents=True, exist_ok=True)
+  written = {}
+  for split, seed, count, prefix in (
+      ("train", 1, num_train, "train"),
+      ("test", 2, num_test, "t10k"),
+  ):
+    images, labels = data_fixtures.random_split(seed, count, 10, shape=(28, 28))
+    _write_idx(folder / f"{prefix}-images-idx3-ubyte", images, gzipped=gzipped)
+    _write_idx(folder / f"{prefix}-labels-idx1-ubyte", labels, gzipped=gzipped)
+    written[split] = (images[..., None], labels)
+  return written
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_idx_matches_written_arrays(tmp_path, gzipped):
+  written = _write_fashion_mnist_idx(tmp_path, gzipped=gzipped)
+
+  dataset = load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+  np.testing.assert_array_equal(dataset.train_images, written["train"][0])
+  np.testing.assert_array_equal(dataset.train_labels, written["train"][1])
+  np.testing.assert_array_equal(dataset.test_images, written["test"][0])
+  np.testing.assert_array_equal(dataset.test_labels, written["test"][1])
+  assert dataset.train_images.dtype == np.uint8
+  assert dataset.train_images.shape == (12, 28, 28, 1)
+  assert dataset.train_labels.dtype == np.int32
+  assert dataset.train_images.flags.writeable
+  assert dataset.validation_images.shape == (0, 28, 28, 1)
+
+
+def test_idx_fashion_mnist_metadata(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+
+  dataset = load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+  assert dataset.class_names == (
+      "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+  )
+  assert dataset.num_classes == 10
+  assert dataset.mean == (0.2860,)
+  assert dataset.std == (0.3530,)
+  assert dataset.name == "fashion_mnist"
+
+
+def test_idx_mixed_gzipped_and_plain_files(tmp_path):
+  written = _write_fashion_mnist_idx(tmp_path, gzipped=True)
+  plain = tmp_path / "t10k-labels-idx1-ubyte"
+  plain.write_bytes(gzip.decompress((tmp_path / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+  os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")
+
+  dataset = load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+  np.testing.assert_array_equal(dataset.test_labels, written["test"][1])
+
+
+def test_idx_auto_detects_layout(tmp_path):
+  written = _write_fashion_mnist_idx(tmp_path, gzipped=True)
+
+  dataset = load_dataset("fashion_mnist", source="auto", data_dir=tmp_path)
+
+  np.testing.assert_array_equal(dataset.train_images, written["train"][0])
+  assert sources._detect_local_source("fashion_mnist", tmp_path) == "idx"
+
+
+def test_idx_validation_and_subsets(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+
+  dataset = load_dataset(
+      "fashion_mnist", source="idx", data_dir=tmp_path, validation_fraction=0.25,
+      max_test_examples=4,
+  )
+
+  assert dataset.validation_images.shape == (3, 28, 28, 1)
+  assert dataset.train_images.shape == (9, 28, 28, 1)
+  assert dataset.test_images.shape == (4, 28, 28, 1)
+
+
+def test_idx_missing_file_lists_names(tmp_path):
+  _write_fashion_mnist_idx(tmp_path, gzipped=True)
+  os.remove(tmp_path / "t10k-images-idx3-ubyte.gz")
+  os.remove(tmp_path / "train-labels-idx1-ubyte.gz")
+
+  with pytest.raises(FileNotFoundError) as error:
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+  assert "t10k-images-idx3-ubyte" in str(error.value)
+  assert "train-labels-idx1-ubyte" in str(error.value)
+  assert str(tmp_path) in str(error.value)
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_idx_truncated_file_raises(tmp_path, gzipped):
+  _write_fashion_mnist_idx(tmp_path, gzipped=gzipped)
+  images, _ = data_fixtures.random_split(1, 12, 10, shape=(28, 28))
+  path = _write_idx(
+      tmp_path / "train-images-idx3-ubyte", images, gzipped=gzipped, truncate_bytes=100
+  )
+
+  with pytest.raises(ValueError, match="truncated") as error:
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+  assert str(path) in str(error.value)
+  assert str(12 * 28 * 28) in str(error.value)
+
+
+def test_idx_truncated_gzip_stream_raises(tmp_path):
+  _write_fashion_mnist_idx(tmp_path, gzipped=True)
+  path = tmp_path / "train-images-idx3-ubyte.gz"
+  path.write_bytes(path.read_bytes()[:-20])
+
+  with pytest.raises(ValueError, match="not a valid gzip stream") as error:
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+  assert str(path) in str(error.value)
+
+
+def test_idx_extra_bytes_raise(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+  path = tmp_path / "t10k-labels-idx1-ubyte"
+  path.write_bytes(path.read_bytes() + b"\x00")
+
+  with pytest.raises(ValueError, match="followed by extra bytes"):
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+
+def test_idx_truncated_header_raises(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+  path = tmp_path / "train-images-idx3-ubyte"
+  path.write_bytes((0x0803).to_bytes(4, "big") + (12).to_bytes(4, "big"))
+
+  with pytest.raises(ValueError, match="ends inside its header"):
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_idx_wrong_magic_names_expected(tmp_path, gzipped):
+  _write_fashion_mnist_idx(tmp_path, gzipped=gzipped)
+  _, labels = data_fixtures.random_split(1, 12, 10, shape=(28, 28))
+  # A labels file with an images magic number: a swapped or renamed file.
+  path = _write_idx(
+      tmp_path / "train-labels-idx1-ubyte", labels, magic=0x0803, gzipped=gzipped
+  )
+
+  with pytest.raises(ValueError, match="magic number 0x00000803; expected 0x00000801") as error:
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+  assert str(path) in str(error.value)
+
+
+def test_idx_invalid_magic_raises(tmp_path):
+  path = tmp_path / "not-idx"
+  path.write_bytes(b"PK\x03\x04" + bytes(16))
+
+  with pytest.raises(ValueError, match="invalid magic number 0x504B0304"):
+    idx.read_idx(path)
+
+
+def test_idx_wrong_image_size_raises(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+  images, _ = data_fixtures.random_split(1, 12, 10, shape=(32, 32))
+  _write_idx(tmp_path / "train-images-idx3-ubyte", images)
+
+  with pytest.raises(ValueError, match="32x32 pixels; expected 28x28"):
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+
+def test_idx_count_mismatch_raises(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+  _, labels = data_fixtures.random_split(1, 11, 10)
+  _write_idx(tmp_path / "train-labels-idx1-ubyte", labels)
+
+  with pytest.raises(ValueError, match="12 images but .* 11 labels"):
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+
+def test_idx_label_out_of_range_raises(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+  _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.full(6, 10, np.uint8))
+
+  with pytest.raises(ValueError, match=r"span \[10, 10\]; expected \[0, 9\]"):
+    load_dataset("fashion_mnist", source="idx", data_dir=tmp_path)
+
+
+def test_idx_rejects_cifar(tmp_path):
+  _write_fashion_mnist_idx(tmp_path)
+
+  with pytest.raises(ValueError, match="supports fashion_mnist, not 'cifar10'"):
+    load_dataset("cifar10", source="idx", data_dir=tmp_path)
+
+
+def test_read_idx_other_value_types(tmp_path):
+  array = (np.arange(6) - 3).astype(">i4").reshape(2, 3)
+  path = tmp_path / "int32-idx2"
+  header = (0x0C02).to_bytes(4, "big") + (2).to_bytes(4, "big") + (3).to_bytes(4, "big")
+  path.write_bytes(header + array.tobytes())
+
+  loaded = idx.read_idx(path)
+
+  np.testing.assert_array_equal(loaded, array)
+  assert loaded.dtype == np.int32
+
+
+def test_idx_file_as_data_dir_raises(tmp_path):
+  _write_fashion_mnist_idx(tmp_path, gzipped=True)
+  path = tmp_path / "train-images-idx3-ubyte.gz"
+
+  with pytest.raises(NotADirectoryError, match="is not a folder") as error:
+    load_dataset("fashion_mnist", source="idx", data_dir=path)
+
+  assert str(tmp_path) in str(error.value)
+
+
+@pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir(),
+    reason=f"{DEBIAN_FASHION_MNIST} absent; install the Debian package "
+    f"dataset-fashion-mnist to run this test",
+)
+def test_debian_fashion_mnist_loads():
+  dataset = load_dataset("fashion_mnist", source="auto", data_dir=DEBIAN_FASHION_MNIST)
+
+  assert dataset.train_images.shape == (60_000, 28, 28, 1)
+  assert dataset.test_images.shape == (10_000, 28, 28, 1)
+  assert np.bincount(dataset.train_labels).tolist() == [6000] * 10
+  assert np.bincount(dataset.test_labels).tolist() == [1000] * 10
+  np.testing.assert_allclose(dataset.train_images.mean() / 255, 0.2860, atol=5e-4)
+  np.testing.assert_allclose(dataset.train_images.std() / 255, 0.3530, atol=5e-4)
+

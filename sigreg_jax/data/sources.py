@@ -1,10 +1,11 @@
 """Image classification data sets held in memory as uint8 arrays.
 
-Three sources return the same `Dataset`. tensorflow-datasets is read through
+Four sources return the same `Dataset`. tensorflow-datasets is read through
 `tfds.data_source`, so no TensorFlow is needed once a data set is prepared. The
 CIFAR "python version" archives are read as Krizhevsky (2009) distributes them.
 An image-folder layout (`train/<class>/*.jpg`, `test/<class>/*.jpg`) is read
-from a folder or straight from a `.tar.gz`.
+from a folder or straight from a `.tar.gz`. MNIST-style IDX files are read as
+their authors distribute them, gzipped or plain.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
-SOURCES = ("tfds", "cifar_python", "image_folder", "auto")
+from sigreg_jax.data import idx
+
+SOURCES = ("tfds", "cifar_python", "image_folder", "idx", "auto")
 
 # The CIFAR authors' python-version archives and their MD5 sums (as torchvision
 # lists them), downloaded when tfds cannot prepare a data set without TensorFlow.
@@ -51,6 +54,8 @@ class DatasetMetadata:
   mean: tuple[float, ...]
   std: tuple[float, ...]
   cifar_python_folder: str | None
+  # Class names for sources whose files do not store them (IDX).
+  class_names: tuple[str, ...] | None = None
 
 
 METADATA = {
@@ -74,6 +79,11 @@ METADATA = {
         mean=(0.2860,),
         std=(0.3530,),
         cifar_python_folder=None,
+        # Label order from the Fashion-MNIST README (github.com/zalandoresearch/fashion-mnist).
+        class_names=(
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        ),
     ),
 }
 
@@ -148,6 +158,10 @@ def load_dataset(
   - ``"image_folder"``: ``train/<class>/<image>`` and ``test/<class>/<image>``,
     given as a folder, a folder whose single subfolder has that layout, or a
     ``.tar.gz`` of either. Class names are the sorted subfolder names.
+  - ``"idx"``: a folder with the four IDX files of the MNIST-style release,
+    ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+    ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each gzipped
+    (``.gz``) or plain. Only fashion_mnist has this layout here.
   - ``"auto"``: a local layout under `data_dir` when one is found, otherwise
     tfds.
 
@@ -159,7 +173,7 @@ def load_dataset(
 
   Args:
     name: one of "cifar100", "cifar10", "fashion_mnist".
-    source: one of "tfds", "cifar_python", "image_folder", "auto".
+    source: one of "tfds", "cifar_python", "image_folder", "idx", "auto".
     data_dir: tfds data directory (None: tfds's default, ~/tensorflow_datasets)
       or the path of the local files.
     validation_fraction: fraction of the training split held out, in [0, 1).
@@ -174,6 +188,7 @@ def load_dataset(
     ValueError: on an unknown name or source, invalid fractions or counts, or
       files that do not have the expected layout.
     FileNotFoundError: when `data_dir` does not exist or lacks the files.
+    NotADirectoryError: when source="idx" and `data_dir` is a file.
     RuntimeError: when tfds fails to download or prepare the data set.
 
   Example:
@@ -204,6 +219,8 @@ def load_dataset(
     splits, class_names = _load_tfds(name, data_dir)
   elif source == "cifar_python":
     splits, class_names = _load_cifar_python(name, _require_path(data_dir, source))
+  elif source == "idx":
+    splits, class_names = _load_idx(name, _require_path(data_dir, source))
   else:
     splits, class_names = _load_image_folder(name, _require_path(data_dir, source))
   logging.info(
@@ -297,6 +314,8 @@ def _detect_local_source(name: str, data_dir) -> str | None:
         path / f"{folder}.tar.gz"
     ).is_file():
       return "cifar_python"
+  if METADATA[name].class_names is not None and idx.find_idx_files(path):
+    return "idx"
   if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
     return "image_folder"
   if _find_image_folder_root(path) is not None:
@@ -320,6 +339,8 @@ def _load_tfds(name: str, data_dir) -> tuple[dict, list[str]]:
           f"tensorflow-datasets needs TensorFlow to prepare {name!r} (once) in "
           f"{builder.data_dir_root}, and TensorFlow is not installed. Install it "
           f"(`pip install tensorflow`) for that step, or load local files with "
+          f"source='idx' (the four IDX files, for example from the Debian package "
+          f"dataset-fashion-mnist in /usr/share/datasets/fashion-mnist) or "
           f"source='image_folder'."
       )
     archive = _download_cifar_python(name, pathlib.Path(builder.data_dir_root) / "downloads")
@@ -586,3 +607,18 @@ def _iterate_tar_images(path: pathlib.Path) -> Iterator[tuple[str, str, str, byt
         f"Cannot read {path} as a tar archive: {error}. Expected a .tar.gz of "
         f"train/<class>/<image> and test/<class>/<image>."
     ) from error
+
+
+# IDX files (MNIST-style releases).
+
+
+def _load_idx(name: str, path: pathlib.Path) -> tuple[dict, list[str]]:
+  """Read a folder of MNIST-style IDX files and attach the release's class names."""
+  metadata = METADATA[name]
+  if metadata.class_names is None or metadata.image_shape[-1] != 1:
+    raise ValueError(
+        f"source='idx' supports fashion_mnist, not {name!r}; use source='tfds', "
+        f"'cifar_python' or 'image_folder'."
+    )
+  splits = idx.load_idx_splits(path, image_size=metadata.image_shape[:2])
+  return splits, list(metadata.class_names)
