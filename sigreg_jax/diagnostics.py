@@ -21,15 +21,22 @@ def _covariance_eigenvalues(z: Array) -> Array:
   return jnp.maximum(jnp.linalg.eigvalsh(covariance), 0.0)
 
 
+def _propagate_nan(eigenvalues: Array, rank: Array) -> Array:
+  # Features with a NaN or an infinity must not read as a collapsed (rank 0)
+  # representation in the logs.
+  return jnp.where(jnp.all(jnp.isfinite(eigenvalues)), rank, jnp.nan)
+
+
 def _participation_ratio(eigenvalues: Array) -> Array:
   total = jnp.sum(eigenvalues)
   sum_of_squares = jnp.sum(jnp.square(eigenvalues))
   positive = sum_of_squares > 0
-  return jnp.where(
+  rank = jnp.where(
       positive,
       jnp.square(total) / jnp.where(positive, sum_of_squares, 1.0),
       0.0,
   )
+  return _propagate_nan(eigenvalues, rank)
 
 
 def _entropy_rank(eigenvalues: Array) -> Array:
@@ -41,7 +48,8 @@ def _entropy_rank(eigenvalues: Array) -> Array:
   log_probabilities = jnp.log(jnp.where(positive, probabilities, 1.0))
   entropy = -jnp.sum(jnp.where(positive, probabilities * log_probabilities, 0))
 
-  return jnp.where(total > 0, jnp.exp(entropy), 0.0)
+  rank = jnp.where(total > 0, jnp.exp(entropy), 0.0)
+  return _propagate_nan(eigenvalues, rank)
 
 
 def participation_ratio(z: Array) -> Array:
@@ -53,7 +61,8 @@ def participation_ratio(z: Array) -> Array:
   .. math::
     \mathrm{PR} = \frac{(\sum_i \lambda_i)^2}{\sum_i \lambda_i^2}
 
-  It lies in `[1, channels]` and is 0 for a batch with no variance at all.
+  It lies in `[1, channels]`, is 0 for a batch with no variance at all, and
+  is NaN when `z` contains a NaN or an infinity.
 
   Args:
     z: features of shape `[batch, channels]`, floating point, batch >= 2; a
@@ -88,8 +97,8 @@ def entropy_effective_rank(z: Array) -> Array:
 
   Roy and Vetterli define it on the singular values of a matrix. Here it is
   applied to the covariance eigenvalues, which are the squared singular
-  values of the centred batch divided by `batch - 1`. It lies in `[1, channels]` and is 0 for a batch with no
-  variance at all.
+  values of the centred batch divided by `batch - 1`. It lies in
+  `[1, channels]` and is 0 for a batch with no variance at all.
 
   Args:
     z: features of shape `[batch, channels]`, floating point, batch >= 2; a

@@ -34,6 +34,12 @@ on `[0, 5]` with 9 knots, which is what these keyword arguments select:
 
 
 def _check_features(z: Array, name: str = "z") -> None:
+  if not hasattr(z, "shape") or not hasattr(z, "dtype"):
+    raise TypeError(
+        f"{name} must be a JAX or NumPy array of shape [batch, channels], got"
+        f" {type(z).__name__}; convert it first, for example"
+        f" jnp.asarray({name}, jnp.float32)."
+    )
   shape = tuple(z.shape)
   if len(shape) != 2:
     raise ValueError(
@@ -50,6 +56,11 @@ def _check_features(z: Array, name: str = "z") -> None:
     raise ValueError(
         f"{name} must have a batch size of at least 2 to estimate a"
         f" covariance or a characteristic function, got shape {shape}."
+    )
+  if shape[1] < 1:
+    raise ValueError(
+        f"{name} must have at least 1 channel, got shape {shape}; check the"
+        " layer that produces the features."
     )
 
 
@@ -154,9 +165,13 @@ def _covariance(z: Array, precision: Any = None) -> Array:
 
 
 def _safe_sqrt(x: Array) -> Array:
-  """Returns `sqrt(x)` for `x >= 0` with a zero (not infinite) gradient at 0."""
-  positive = x > 0
-  return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+  """Returns `sqrt(x)` for `x >= 0` with a zero (not infinite) gradient at 0.
+
+  NaN and infinity pass through, so features with a NaN give a NaN loss
+  that the training loop detects, not a silent 0.
+  """
+  zero = x == 0
+  return jnp.where(zero, 0.0, jnp.sqrt(jnp.where(zero, 1.0, x)))
 
 
 # Weak-SIGReg.
@@ -268,8 +283,10 @@ def weak_sigreg(
     A float32 scalar.
 
   Raises:
+    TypeError: when `z` is not an array.
     ValueError: when `z` is not of rank 2, not floating point, or has fewer
-      than 2 rows, when `num_sketches < 1`, or for an unknown `sketch`.
+      than 2 rows or no channels, when `num_sketches < 1`, or for an unknown
+      `sketch`.
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -561,9 +578,10 @@ def sigreg_per_slice(
     A float32 array of shape `[num_slices]`.
 
   Raises:
+    TypeError: when `z` is not an array.
     ValueError: for a `z` that is not of rank 2, not floating point or has
-      fewer than 2 rows, `num_slices < 1`, `num_knots` even or below 3, or
-      `t_max <= 0`.
+      fewer than 2 rows or no channels, `num_slices < 1`, `num_knots` even or
+      below 3, or `t_max <= 0`.
 
   Example:
     >>> import jax

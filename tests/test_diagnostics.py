@@ -120,6 +120,20 @@ def test_invalid_features_raise(z, message):
     sigreg_jax.effective_rank(z)
 
 
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_non_finite_features_give_nan(bad_value):
+  # A NaN must not read as a fully collapsed (rank 0) representation.
+  z = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
+  z[3, 2] = bad_value
+
+  ranks = sigreg_jax.effective_rank(z)
+
+  assert np.isnan(ranks["participation_ratio"])
+  assert np.isnan(ranks["entropy_rank"])
+  assert np.isnan(sigreg_jax.participation_ratio(z))
+  assert np.isnan(sigreg_jax.entropy_effective_rank(z))
+
+
 @pytest.mark.parametrize(
     "function",
     [

@@ -600,6 +600,34 @@ def test_integer_features_raise(regularizer):
     regularizer(KEY, jnp.zeros((8, 4), jnp.int32))
 
 
+@pytest.mark.parametrize(
+    "regularizer", [sigreg_jax.weak_sigreg, sigreg_jax.sigreg]
+)
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf])
+def test_non_finite_features_give_nan(regularizer, bad_value):
+  # A NaN must reach the loss, where the training loop stops on it, rather
+  # than turn into a loss of 0 with a zero gradient.
+  z = normal(16, (16, 8))
+  z[3, 2] = bad_value
+
+  value = regularizer(KEY, z)
+
+  assert np.isnan(value)
+
+
+@pytest.mark.parametrize(
+    "regularizer", [sigreg_jax.weak_sigreg, sigreg_jax.sigreg]
+)
+def test_zero_channels_raise(regularizer):
+  with pytest.raises(ValueError, match="at least 1 channel, got shape"):
+    regularizer(KEY, jnp.zeros((8, 0)))
+
+
+def test_non_array_features_raise():
+  with pytest.raises(TypeError, match="got list; convert it first"):
+    sigreg_jax.weak_sigreg(KEY, [[1.0, 2.0], [3.0, 4.0]])
+
+
 def test_non_integer_count_raises():
   with pytest.raises(TypeError, match="num_slices must be a Python int"):
     sigreg_jax.sigreg(KEY, jnp.zeros((8, 4)), num_slices=2.5)
@@ -656,7 +684,10 @@ def test_docstring_example_runs(function):
   )
   runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
 
-  runner.run(test)
+  results = runner.run(test)
+
+  assert results.attempted > 0
+  assert results.failed == 0
 
   assert test.examples
   assert runner.summarize(verbose=False).failed == 0
