@@ -196,7 +196,25 @@ def test_max_examples_take_subsets(tmp_path):
   assert len(subset.train_labels) == 7
   full_rows = {image.tobytes() for image in full.train_images}
   assert {image.tobytes() for image in subset.train_images} <= full_rows
-  np.testing.assert_array_equal(subset.test_images, full.test_images[:4])
+  assert len(subset.test_labels) == 4
+  full_test_rows = [image.tobytes() for image in full.test_images]
+  subset_test_rows = [image.tobytes() for image in subset.test_images]
+  assert set(subset_test_rows) <= set(full_test_rows)
+  positions = [full_test_rows.index(row) for row in subset_test_rows]
+  assert positions == sorted(positions)
+
+
+def test_max_test_examples_spans_classes(tmp_path):
+  # An image folder lists the test split class by class, so the first
+  # examples would all carry one label and give a meaningless accuracy.
+  written = data_fixtures.write_image_folder(tmp_path, num_test=30)
+
+  subset = load_dataset(
+      "cifar10", source="image_folder", data_dir=written["path"], max_test_examples=6
+  )
+
+  assert len(subset.test_labels) == 6
+  assert len(set(subset.test_labels.tolist())) > 1
 
 
 @pytest.mark.parametrize(

@@ -168,8 +168,8 @@ def load_dataset(
   The validation split, when requested, is a random subset of the training
   split chosen from `seed` and removed from it. `max_train_examples` then keeps
   a random subset of the remaining training examples (chosen from `seed`, kept
-  in their original order), and `max_test_examples` keeps the first test
-  examples. Classes are not stratified.
+  in their original order), and `max_test_examples` likewise keeps a random
+  subset of the test examples. Classes are not stratified.
 
   Args:
     name: one of "cifar100", "cifar10", "fashion_mnist".
@@ -179,7 +179,7 @@ def load_dataset(
     validation_fraction: fraction of the training split held out, in [0, 1).
     max_train_examples: keep at most this many training examples.
     max_test_examples: keep at most this many test examples.
-    seed: seed of the validation split and of the training subset.
+    seed: seed of the validation split and of the training and test subsets.
 
   Returns:
     A `Dataset` with uint8 images and int32 labels.
@@ -251,8 +251,12 @@ def load_dataset(
     rng = np.random.default_rng([seed, 1])
     keep = np.sort(rng.choice(len(train_labels), max_train_examples, replace=False))
     train_images, train_labels = train_images[keep], train_labels[keep]
-  if max_test_examples is not None:
-    test_images, test_labels = test_images[:max_test_examples], test_labels[:max_test_examples]
+  if max_test_examples is not None and max_test_examples < len(test_labels):
+    # A random subset, because image folders and archives list the test split
+    # class by class, so its first examples may all share one label.
+    rng = np.random.default_rng([seed, 2])
+    keep = np.sort(rng.choice(len(test_labels), max_test_examples, replace=False))
+    test_images, test_labels = test_images[keep], test_labels[keep]
 
   return Dataset(
       train_images=train_images,
