@@ -136,6 +136,39 @@ def test_mismatched_checkpoint_rejected(tmp_path):
     assert f.read() == saved_config
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("regularizer", "foo", r"config.regularizer must be one of .* got 'foo'"),
+        ("alpha", -1.0, r"invalid config.alpha: alpha must be in \[0, 1\]"),
+        ("max_steps", -1, "config.max_steps must be >= 1, got -1"),
+        ("max_steps", 0, "config.max_steps must be >= 1, got 0"),
+        ("seed", -1, "config.seed must be >= 0"),
+        ("weak.num_sketches", 0, "invalid config.weak: num_sketches must be at least 1"),
+        ("weak.sketch", "foo", "invalid config.weak: sketch must be one of"),
+    ],
+)
+def test_invalid_config_raises_before_writing(tmp_path, field, value, message):
+  config = tiny_config(regularizer="weak")
+  section, _, name = field.rpartition(".")
+  (config[section] if section else config)[name] = value
+  workdir = tmp_path / "run"
+
+  # No dataset is passed: the check must fail before the trainer loads one.
+  with pytest.raises(ValueError, match=message):
+    loop.train_and_evaluate(config, str(workdir), devices=jax.devices()[:1])
+
+  assert not workdir.exists()
+
+
+def test_invalid_strong_grid_raises(tmp_path):
+  config = tiny_config(regularizer="strong")
+  config.strong.num_knots = 8
+
+  with pytest.raises(ValueError, match="invalid config.strong: num_knots must be odd"):
+    loop.train_and_evaluate(config, str(tmp_path / "run"), devices=jax.devices()[:1])
+
+
 def test_batch_size_indivisible_by_devices(tmp_path):
   if jax.device_count() < 4:
     pytest.skip(f"needs 4 devices, found {jax.device_count()}")

@@ -67,6 +67,21 @@ def test_create_optimizer_rejects_unknown_name():
     optimizers.create_optimizer(_optimizer_config(name="lamb"), total_steps=10, steps_per_epoch=5)
 
 
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(learning_rate=-1e-3), "learning_rate"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=float("nan")), "learning_rate"),
+        (dict(name="muon", muon_learning_rate=-1e-2), "muon_learning_rate"),
+    ],
+)
+def test_create_optimizer_rejects_bad_rate(overrides, field):
+  config = _optimizer_config(**overrides)
+  with pytest.raises(ValueError, match=f"optimizer.{field} must be positive"):
+    optimizers.create_optimizer(config, total_steps=10, steps_per_epoch=5)
+
+
 def test_adamw_decay_is_decoupled_and_scaled_by_lr():
   # With zero gradients Adam's direction is 0, so the update is the decay
   # alone: -lr * weight_decay * param, as torch.optim.AdamW.

@@ -8,6 +8,7 @@ and a summary to ``workdir``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from sigreg_jax import models
 from sigreg_jax import parallel
 from sigreg_jax.data import pipeline
 from sigreg_jax.data import sources
+from sigreg_jax.training import loss as loss_lib
 from sigreg_jax.training import metrics as metrics_lib
 from sigreg_jax.training import optimizers
 from sigreg_jax.training import step as step_lib
@@ -135,6 +137,41 @@ def _summarise(records: list[dict[str, Any]], *, step: int, preempted: bool) -> 
   return summary
 
 
+def _check_config(config: Any) -> None:
+  """Rejects invalid run settings before any data is loaded or file written."""
+  for name in ("log_every_steps", "eval_every_epochs", "num_epochs"):
+    if config[name] < 1:
+      raise ValueError(f"config.{name} must be >= 1, got {config[name]}")
+  if config.max_steps is not None and config.max_steps < 1:
+    raise ValueError(
+        f"config.max_steps must be >= 1, got {config.max_steps}; leave it unset "
+        "to train for config.num_epochs")
+  if config.seed < 0:
+    raise ValueError(f"config.seed must be >= 0, got {config.seed}")
+
+  if config.regularizer not in loss_lib.REGULARIZERS:
+    raise ValueError(
+        f"config.regularizer must be one of {loss_lib.REGULARIZERS}, got "
+        f"{config.regularizer!r}; for example --config.regularizer=weak")
+  try:
+    loss_lib.resolve_alpha(config.regularizer, config.alpha)
+  except ValueError as error:
+    raise ValueError(f"invalid config.alpha: {error}") from error
+
+  # Trace the regulariser once on a tiny batch, so that a bad num_sketches,
+  # num_slices or grid fails now, not after the data set has loaded.
+  regularizer, kwargs = loss_lib.make_regularizer(config)
+  if regularizer is not None:
+    try:
+      jax.eval_shape(
+          functools.partial(regularizer, **kwargs),
+          jax.random.key(0),
+          jax.ShapeDtypeStruct((2, 2), np.float32),
+      )
+    except (TypeError, ValueError) as error:
+      raise ValueError(f"invalid config.{config.regularizer}: {error}") from error
+
+
 def train_and_evaluate(
     config: Any,
     workdir: str,
@@ -167,14 +204,11 @@ def train_and_evaluate(
       the devices, or ``workdir`` contains a checkpoint of another config.
     FloatingPointError: if the training loss becomes NaN or infinite.
   """
+  _check_config(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   logger.info("Starting run in %s on %d devices", workdir, len(devices or jax.devices()))
   logger.info("Config:\n%s", config)
-
-  for name in ("log_every_steps", "eval_every_epochs", "num_epochs"):
-    if config[name] < 1:
-      raise ValueError(f"config.{name} must be >= 1, got {config[name]}")
 
   mesh = parallel.make_data_mesh(devices)
   batch_size = config.batch_size

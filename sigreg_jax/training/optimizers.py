@@ -184,6 +184,14 @@ def create_optimizer(
     raise ValueError(f"optimizer.name must be one of {OPTIMIZERS}, got {name!r}")
   if config_optimizer.weight_decay < 0:
     raise ValueError(f"optimizer.weight_decay must be >= 0, got {config_optimizer.weight_decay}")
+  rate_fields = ["learning_rate"] + (["muon_learning_rate"] if name == "muon" else [])
+  for field in rate_fields:
+    # `not > 0` also rejects NaN. A negative rate would ascend the loss.
+    if not config_optimizer[field] > 0:
+      raise ValueError(
+          f"optimizer.{field} must be positive, got {config_optimizer[field]}; "
+          "for example 1e-3 for AdamW"
+      )
 
   schedule = make_schedule(
       config_optimizer.learning_rate,
