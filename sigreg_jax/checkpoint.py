@@ -94,10 +94,21 @@ class CheckpointManager:
   ``max_to_keep`` checkpoints, and stores the config fingerprint with each.
 
   Example:
-    >>> manager = CheckpointManager(workdir, config=config)  # doctest: +SKIP
+    >>> import tempfile
+    >>> import jax.numpy as jnp
+    >>> import ml_collections
+    >>> config = ml_collections.ConfigDict(dict(seed=0, num_epochs=1))
+    >>> state = {"w": jnp.ones((2, 2))}
+    >>> manager = CheckpointManager(tempfile.mkdtemp(), config=config)
     >>> manager.check_config()  # raises if the workdir contains another run
-    >>> restored = manager.restore(abstract_like(state))
-    >>> manager.save(step, state, force=True); manager.close()
+    >>> manager.restore(abstract_like(state)) is None  # no checkpoint yet
+    True
+    >>> manager.save(1, state, force=True)
+    True
+    >>> restored_state, metadata = manager.restore(abstract_like(state))
+    >>> metadata["step"]
+    1
+    >>> manager.close()
   """
 
   def __init__(
@@ -219,36 +230,49 @@ class CheckpointManager:
 
 
 class PreemptionWatcher:
-  """Turns SIGTERM into a request to save and stop at the next step boundary.
+  """Turns SIGTERM or Ctrl-C into a request to save and stop at the next step.
 
   Use as a context manager around the training loop and call
-  ``should_stop(step)`` after each step. On a single process a SIGTERM
-  handler sets a flag, and the previous handler is restored on exit. With
-  several processes JAX's preemption service (started by
-  ``jax.distributed.initialize``) catches the signal and makes every process
-  agree on the same step, so no Python handler is installed.
+  ``should_stop(step)`` after each step. On a single process, handlers for
+  SIGTERM and SIGINT (Ctrl-C) set a flag, and the previous handlers are
+  restored on exit. A second Ctrl-C raises ``KeyboardInterrupt`` at once,
+  without a checkpoint. With several processes JAX's preemption service
+  (started by ``jax.distributed.initialize``) catches SIGTERM and makes
+  every process agree on the same step, so no Python handler is installed
+  and Ctrl-C interrupts as usual.
   """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self, manager: CheckpointManager | None = None):
     self._manager = manager
     self._requested = threading.Event()
-    self._previous_handler = None
+    self._previous_handlers: dict[int, Any] = {}
     self._multi_process = jax.process_count() > 1
 
   def _handle(self, signum, frame):
     del frame
-    logger.warning("Received signal %d; saving a checkpoint at the next step boundary", signum)
+    name = signal.Signals(signum).name
+    if signum == signal.SIGINT:
+      if self._requested.is_set():
+        raise KeyboardInterrupt
+      logger.warning(
+          "Received %s; saving a checkpoint at the next step boundary. Press "
+          "Ctrl-C again to stop at once without saving", name)
+    else:
+      logger.warning("Received %s; saving a checkpoint at the next step boundary", name)
     self._requested.set()
 
   def __enter__(self) -> "PreemptionWatcher":
     if not self._multi_process and threading.current_thread() is threading.main_thread():
-      self._previous_handler = signal.signal(signal.SIGTERM, self._handle)
+      for signum in self.SIGNALS:
+        self._previous_handlers[signum] = signal.signal(signum, self._handle)
     return self
 
   def __exit__(self, *exc_info) -> None:
-    if self._previous_handler is not None:
-      signal.signal(signal.SIGTERM, self._previous_handler)
-      self._previous_handler = None
+    for signum, handler in self._previous_handlers.items():
+      signal.signal(signum, handler)
+    self._previous_handlers = {}
 
   def should_stop(self, step: int) -> bool:
     """Returns whether a preemption was requested, as of ``step``."""

@@ -1,5 +1,6 @@
 """Tests for the Orbax checkpoint wrapper, the config check and SIGTERM handling."""
 
+import doctest
 import os
 import signal
 
@@ -87,3 +88,29 @@ def test_preemption_watcher_catches_sigterm():
     os.kill(os.getpid(), signal.SIGTERM)
     assert watcher.should_stop(2)
   assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_preemption_watcher_catches_ctrl_c():
+  previous = signal.getsignal(signal.SIGINT)
+  with checkpoint_lib.PreemptionWatcher() as watcher:
+    signal.raise_signal(signal.SIGINT)
+    assert watcher.should_stop(1)
+
+    # A second Ctrl-C stops at once.
+    with pytest.raises(KeyboardInterrupt):
+      signal.raise_signal(signal.SIGINT)
+  assert signal.getsignal(signal.SIGINT) is previous
+
+
+def test_docstring_example_runs():
+  parser = doctest.DocTestParser()
+  test = parser.get_doctest(
+      checkpoint_lib.CheckpointManager.__doc__, {"CheckpointManager":
+      checkpoint_lib.CheckpointManager, "abstract_like": checkpoint_lib.abstract_like},
+      "CheckpointManager", None, 0)
+  runner = doctest.DocTestRunner()
+
+  results = runner.run(test)
+
+  assert results.attempted > 0
+  assert results.failed == 0
