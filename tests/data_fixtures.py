@@ -69,8 +69,15 @@ def write_cifar_python(
   return {"train": train, "test": test, "class_names": class_names}
 
 
+# The 10 class folders of CIFAR-10 and Fashion-MNIST image folders must match
+# the data set's class count.
+CIFAR10_CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+
 def write_image_folder(
-    root: pathlib.Path, *, class_names=("cat", "dog", "frog"), num_train: int = 12,
+    root: pathlib.Path, *, class_names=CIFAR10_CLASS_NAMES, num_train: int = 12,
     num_test: int = 6, shape=(32, 32, 3), top_folder: str = "cifar10",
     as_archive: bool = False,
 ) -> dict:

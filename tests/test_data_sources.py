@@ -99,7 +99,7 @@ def test_image_folder_matches_written_arrays(tmp_path, as_archive):
 
   dataset = load_dataset("cifar10", source="image_folder", data_dir=written["path"])
 
-  assert dataset.class_names == ("cat", "dog", "frog")
+  assert dataset.class_names == data_fixtures.CIFAR10_CLASS_NAMES
   for split in ("train", "test"):
     loaded = (getattr(dataset, f"{split}_images"), getattr(dataset, f"{split}_labels"))
     assert _sorted_examples(*loaded) == _sorted_examples(*written[split])
@@ -131,6 +131,15 @@ def test_image_folder_wrong_image_size_raises(tmp_path):
     load_dataset("cifar10", source="image_folder", data_dir=written["path"])
 
 
+def test_image_folder_class_count_mismatch_raises(tmp_path):
+  # The CIFAR-10 archive loaded as CIFAR-100 would train a 100-way head on
+  # 10 classes without any error.
+  written = data_fixtures.write_image_folder(tmp_path)
+
+  with pytest.raises(ValueError, match="has 10 class folders in train/, but cifar100 has 100"):
+    load_dataset("cifar100", source="image_folder", data_dir=written["path"])
+
+
 def test_image_folder_without_test_split_raises(tmp_path):
   (tmp_path / "train" / "cat").mkdir(parents=True)
 
@@ -156,7 +165,7 @@ def test_auto_source_detects_layouts(tmp_path):
   from_folder = load_dataset("cifar10", source="auto", data_dir=written["path"])
 
   assert from_python.class_names[0] == "class_000"
-  assert from_folder.class_names == ("cat", "dog", "frog")
+  assert from_folder.class_names == data_fixtures.CIFAR10_CLASS_NAMES
 
 
 def test_validation_split_is_held_out(tmp_path):

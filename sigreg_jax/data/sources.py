@@ -545,6 +545,13 @@ def _load_image_folder(name: str, path: pathlib.Path) -> tuple[dict, list[str]]:
         f"Image folder {path} lacks images in a split (found {found}); expected {expected}."
     )
   class_names = sorted(set(class_of_image["train"]))
+  num_classes = METADATA[name].num_classes
+  if len(class_names) != num_classes:
+    raise ValueError(
+        f"Image folder {path} has {len(class_names)} class folders in train/, but "
+        f"{name} has {num_classes} classes. Choose the data set that data_dir holds "
+        f"(for example cifar10 for a CIFAR-10 folder) or point data_dir at {name}."
+    )
   if set(class_of_image["test"]) - set(class_names):
     raise ValueError(
         f"Test classes {sorted(set(class_of_image['test']) - set(class_names))} in {path} "
