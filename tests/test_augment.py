@@ -399,3 +399,18 @@ def test_mean_length_must_match_channels():
     augment.prepare_eval_batch(
         _images(shape=(2, 28, 28, 1)), np.arange(2), num_classes=10, mean=MEAN, std=STD
     )
+
+
+@pytest.mark.parametrize("function", ["augment_batch", "prepare_eval_batch"])
+def test_float_images_raise(function):
+  images = jnp.zeros((2, 8, 8, 3), jnp.float32)
+  labels = jnp.zeros((2,), jnp.int32)
+  kwargs = dict(num_classes=10, mean=(0.5,) * 3, std=(0.25,) * 3)
+  if function == "augment_batch":
+    call = functools.partial(
+        augment.augment_batch, jax.random.key(0), config=None, **kwargs)
+  else:
+    call = functools.partial(augment.prepare_eval_batch, **kwargs)
+
+  with pytest.raises(ValueError, match="images must be uint8 in \\[0, 255\\], got dtype float32"):
+    call(images, labels)

@@ -298,6 +298,13 @@ def _read_config(config) -> dict[str, Any]:
 def _check_batch(images, labels, mean, std) -> None:
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise ValueError(f"images must have shape [B, H, W, 1 or 3], got {images.shape}.")
+  if images.dtype != jnp.uint8:
+    # Float images already scaled to [0, 1] or normalised would be divided by
+    # 255 again without any error.
+    raise ValueError(
+        f"images must be uint8 in [0, 255], got dtype {images.dtype}; pass the raw "
+        "images, because this function scales and normalises them itself."
+    )
   if labels.shape != images.shape[:1]:
     raise ValueError(
         f"labels must have shape [B] = {images.shape[:1]}, got {labels.shape}."
