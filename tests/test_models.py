@@ -552,6 +552,7 @@ def test_create_model_mlp_with_dtype():
         (dict(name="mlp", depth=3), "does not take"),
         (dict(name="vit", image_size=16), "image_size"),
         (dict(name="mlp", num_classes=7), "num_classes"),
+        (dict(name="mlp", dtype="float65"), "config.model.dtype='float65' is not a dtype"),
     ],
 )
 def test_create_model_rejects_bad_config(fields, message):

@@ -48,8 +48,8 @@ def create_model(
     The `ViT` or `MLP`.
 
   Raises:
-    ValueError: for an unknown name, an unknown field, or a field that
-      contradicts `num_classes` or `image_shape`.
+    ValueError: for an unknown name, an unknown field, an invalid `dtype`,
+      or a field that contradicts `num_classes` or `image_shape`.
 
   Example:
     >>> import ml_collections
@@ -100,7 +100,13 @@ def create_model(
     )
 
   if isinstance(fields.get("dtype"), str):
-    fields["dtype"] = jnp.dtype(fields["dtype"])
+    try:
+      fields["dtype"] = jnp.dtype(fields["dtype"])
+    except TypeError as error:
+      raise ValueError(
+          f"config.model.dtype={fields['dtype']!r} is not a dtype; use, for "
+          "example, 'float32' or 'bfloat16'."
+      ) from error
   if "hidden_widths" in fields:
     fields["hidden_widths"] = tuple(fields["hidden_widths"])
   return model_class(**derived, **fields, rngs=rngs)
