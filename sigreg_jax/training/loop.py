@@ -183,8 +183,9 @@ def train_and_evaluate(
 
   Writes to ``workdir``: ``config.json``, ``metrics.jsonl`` (one record per
   logging step and per evaluation), ``checkpoints/`` and ``summary.json``.
-  A SIGTERM makes the run save a checkpoint after the current step and
-  return with ``summary["preempted"] = True``; calling again continues it.
+  A SIGTERM or a first Ctrl-C makes the run save a checkpoint after the
+  current step and return with ``summary["preempted"] = True``; calling
+  again continues it. A second Ctrl-C stops at once without saving.
 
   Args:
     config: a run config with the fields of
