@@ -137,31 +137,10 @@ def _transpose_matmul(a: Array, b: Array, precision: Any) -> Array:
   )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _gram(y: Array, precision: Any) -> Array:
-  """Returns `y.T @ y` with a backward pass of one matmul, `y @ (g + g.T)`.
-
-  Autodiff of `y.T @ y` would differentiate each operand separately, with
-  two [batch, channels, channels] matmuls.
-  """
-  return _transpose_matmul(y, y, precision)
-
-
-def _gram_forward(y, precision):
-  return _transpose_matmul(y, y, precision), y
-
-
-def _gram_backward(precision, y, gram_grad):
-  return (_project(y, gram_grad + gram_grad.T, precision),)
-
-
-_gram.defvjp(_gram_forward, _gram_backward)
-
-
 def _covariance(z: Array, precision: Any = None) -> Array:
   """Returns the unbiased covariance of the rows of a float32 `z`."""
   centered = z - jnp.mean(z, axis=0)
-  return _gram(centered, precision) / (z.shape[0] - 1)
+  return _transpose_matmul(centered, centered, precision) / (z.shape[0] - 1)
 
 
 def _safe_sqrt(x: Array) -> Array:
@@ -175,6 +154,46 @@ def _safe_sqrt(x: Array) -> Array:
 
 
 # Weak-SIGReg.
+
+
+def _deviation_from_identity(y: Array, precision: Any) -> tuple[Array, Array]:
+  """Returns the centred `y` and `cov(y) - I`, the unbiased covariance."""
+  centered = y - jnp.mean(y, axis=0)
+  covariance = _transpose_matmul(centered, centered, precision) / (y.shape[0] - 1)
+  return centered, covariance - jnp.eye(covariance.shape[0], dtype=y.dtype)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _distance_to_identity(y: Array, precision: Any) -> Array:
+  """Returns `||cov(y) - I||_F` for float32 `y` of shape [batch, K].
+
+  The derivative is written out: the gradient `2 y D / ((N - 1) ||D||_F)`,
+  with `D = cov(y) - I`, takes one [batch, K] x [K, K] product. Autodiff
+  would run two, one per operand of `y.T @ y`, and transpose a [K, K]
+  matrix, which is slow on CPUs.
+  """
+  _, deviation = _deviation_from_identity(y, precision)
+  return _safe_sqrt(jnp.sum(jnp.square(deviation)))
+
+
+@_distance_to_identity.defjvp
+def _distance_to_identity_jvp(precision, primals, tangents):
+  # With centred y, D = cov - I (symmetric) and d cov = (y^T dy + dy^T y) / (N - 1):
+  # d ||D||_F = <D, d cov> / ||D||_F = <2 y D / ((N - 1) ||D||_F), dy>. The
+  # columns of y sum to zero, so the gradient does too; centring it again
+  # removes rounding, which keeps it exactly zero for collapsed features.
+  (y,), (y_tangent,) = primals, tangents
+  centered, deviation = _deviation_from_identity(y, precision)
+  squared_norm = jnp.sum(jnp.square(deviation))
+  distance = _safe_sqrt(squared_norm)
+
+  zero = squared_norm == 0
+  scale = jnp.where(
+      zero, 0.0, 2.0 / ((y.shape[0] - 1) * jnp.where(zero, 1.0, distance))
+  )
+  gradient = _project(centered, deviation, precision) * scale
+  gradient = gradient - jnp.mean(gradient, axis=0)
+  return distance, jnp.sum(gradient * y_tangent)
 
 
 def gaussian_sketch(key: Array, num_channels: int, num_sketches: int) -> Array:
@@ -230,10 +249,7 @@ def _weak_sigreg(
   else:
     sketched = z
 
-  covariance = _covariance(sketched, precision)
-
-  deviation = covariance - jnp.eye(covariance.shape[0], dtype=jnp.float32)
-  return _safe_sqrt(jnp.sum(jnp.square(deviation)))
+  return _distance_to_identity(sketched, precision)
 
 
 def weak_sigreg(
@@ -383,20 +399,38 @@ def _merge_columns(x: Array, num_columns: int) -> Array:
   return x[:, :num_columns]
 
 
+def _rotate(cosine: Array, sine: Array, rotation: tuple[Array, Array]):
+  """Returns `(cos(a + b), sin(a + b))` from `cos a`, `sin a` and `(cos b, sin b)`."""
+  rotation_cosine, rotation_sine = rotation
+  return (
+      cosine * rotation_cosine - sine * rotation_sine,
+      sine * rotation_cosine + cosine * rotation_sine,
+  )
+
+
 def _characteristic_function(
-    projections: Array, knots: Array
+    projections: Array, spacing: float, num_knots: int
 ) -> tuple[Array, Array]:
   """Returns the real and imaginary parts of the empirical characteristic
-  function, each [num_knots, num_slices], one knot at a time."""
+  function at the knots `spacing * (1, ..., num_knots)`, each
+  [num_knots, num_slices].
 
-  def one_knot(carry, knot):
-    angles = knot * projections
-    return carry, (
-        jnp.mean(jnp.cos(angles), axis=0),
-        jnp.mean(jnp.sin(angles), axis=0),
-    )
+  The knots are evenly spaced, so the angle-addition formulas give knot k + 1
+  from knot k by a rotation through `spacing * p`. Only that rotation calls
+  `cos` and `sin`, which are the slow part on CPUs, and rounding grows by
+  about one float32 epsilon per knot.
+  """
+  angles = spacing * projections
+  rotation = (jnp.cos(angles), jnp.sin(angles))
 
-  _, (cosine_means, sine_means) = jax.lax.scan(one_knot, None, knots)
+  def one_knot(carry, _):
+    cosine, sine = carry
+    means = (jnp.mean(cosine, axis=0), jnp.mean(sine, axis=0))
+    return _rotate(cosine, sine, rotation), means
+
+  _, (cosine_means, sine_means) = jax.lax.scan(
+      one_knot, rotation, None, length=num_knots
+  )
   return cosine_means, sine_means
 
 
@@ -426,7 +460,7 @@ def _epps_pulley_forward(z, directions, knots, weights, precision):
 
   def one_block(carry, block_directions):
     projections = _project(z, block_directions, precision)
-    return carry, _characteristic_function(projections, knots_array)
+    return carry, _characteristic_function(projections, knots[0], len(knots))
 
   _, (cosine_means, sine_means) = jax.lax.scan(
       one_block, None, _split_columns(directions, num_blocks, block_size)
@@ -456,27 +490,29 @@ def _epps_pulley_backward(knots, weights, precision, residuals, statistic_grad):
   sine_coefficients = scale * (cosine_means - gaussian)
   cosine_coefficients = scale * sine_means
 
-  def one_knot(projections, projections_grad, inputs):
-    knot, sine_coefficient, cosine_coefficient = inputs
-    angles = knot * projections
-    return (
-        projections_grad
-        + cosine_coefficient * jnp.cos(angles)
-        - sine_coefficient * jnp.sin(angles)
-    )
-
   def one_block(z_grad, inputs):
     block_directions, block_sine_coefficients, block_cosine_coefficients = (
         inputs
     )
     projections = _project(z, block_directions, precision)
-    projections_grad, _ = jax.lax.scan(
-        lambda grad, knot_inputs: (
-            one_knot(projections, grad, knot_inputs),
-            None,
-        ),
-        jnp.zeros_like(projections),
-        (knots_array, block_sine_coefficients, block_cosine_coefficients),
+    angles = knots[0] * projections
+    rotation = (jnp.cos(angles), jnp.sin(angles))
+
+    # The same rotation from knot to knot as in `_characteristic_function`.
+    def one_knot(carry, coefficients):
+      cosine, sine, projections_grad = carry
+      sine_coefficient, cosine_coefficient = coefficients
+      projections_grad = (
+          projections_grad
+          + cosine_coefficient * cosine
+          - sine_coefficient * sine
+      )
+      return (*_rotate(cosine, sine, rotation), projections_grad), None
+
+    (_, _, projections_grad), _ = jax.lax.scan(
+        one_knot,
+        (*rotation, jnp.zeros_like(projections)),
+        (block_sine_coefficients, block_cosine_coefficients),
     )
     z_grad = z_grad + _project(projections_grad, block_directions.T, precision)
     directions_grad = _transpose_matmul(z, projections_grad, precision)

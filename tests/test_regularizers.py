@@ -192,6 +192,53 @@ def test_weak_uses_gaussian_sketch_of_key():
   np.testing.assert_allclose(value, weak_reference(sketched), rtol=1e-4)
 
 
+def weak_gradient_reference(z: np.ndarray) -> np.ndarray:
+  """float64 gradient of Weak-SIGReg without a sketch, from the chain rule.
+
+  With `y` the centred features, `cov = y^T y / (N - 1)` and
+  `loss = ||cov - I||_F`, the gradient is `2 y (cov - I) / ((N - 1) loss)`
+  (the centring drops out because the columns of `y` sum to zero).
+  """
+  z = np.asarray(z, np.float64)
+  centered = z - z.mean(axis=0)
+  deviation = centered.T @ centered / (z.shape[0] - 1) - np.eye(z.shape[1])
+  loss = np.linalg.norm(deviation, "fro")
+  return 2.0 * centered @ deviation / ((z.shape[0] - 1) * loss)
+
+
+def test_weak_gradient_matches_float64():
+  z = normal(3, (48, 6), 0.7) + 0.3
+
+  grad = jax.grad(sigreg_jax.weak_sigreg, argnums=1)(KEY, z, num_sketches=8)
+
+  np.testing.assert_allclose(
+      grad, weak_gradient_reference(z), rtol=1e-4, atol=1e-6
+  )
+
+
+def test_weak_sketched_gradient_matches_float64():
+  z = normal(4, (48, 40), 0.5)
+  sketch = np.asarray(sigreg_jax.gaussian_sketch(KEY, 40, 8), np.float64)
+
+  grad = jax.grad(sigreg_jax.weak_sigreg, argnums=1)(KEY, z, num_sketches=8)
+
+  expected = weak_gradient_reference(z @ sketch) @ sketch.T
+  np.testing.assert_allclose(grad, expected, rtol=1e-3, atol=1e-6)
+
+
+def test_weak_forward_mode_equals_reverse_mode():
+  z = jnp.asarray(normal(5, (32, 40)))
+  direction = jnp.asarray(normal(6, (32, 40)))
+
+  def loss(z):
+    return sigreg_jax.weak_sigreg(KEY, z, num_sketches=8)
+
+  _, forward = jax.jvp(loss, (z,), (direction,))
+  reverse = jnp.vdot(jax.grad(loss)(z), direction)
+
+  np.testing.assert_allclose(forward, reverse, rtol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 def test_weak_low_precision_within_one_percent(dtype):
   z = normal(0, (256, 128))
@@ -324,6 +371,20 @@ def test_sigreg_gradient_matches_autodiff_of_formula():
   np.testing.assert_allclose(
       grad, jax.jit(jax.grad(formula))(z), rtol=1e-4, atol=1e-6
   )
+
+
+@pytest.mark.parametrize("grid", [{}, sigreg_jax.PAPER_GRID])
+def test_sigreg_large_projections_match_float64(grid):
+  # Angles t * p up to about 100 radians: the knot-to-knot rotation must not
+  # drift from cos and sin evaluated at each knot.
+  t_max = grid.get("t_max", 3.0)
+  num_knots = grid.get("num_knots", 17)
+  z = normal(7, (300, 1), 8.0)
+
+  statistics = sigreg_jax.sigreg_per_slice(KEY, z, num_slices=3, **grid)
+
+  expected = slice_statistic_reference(z[:, 0], t_max, num_knots)
+  np.testing.assert_allclose(statistics, expected, rtol=1e-4)
 
 
 def test_sigreg_identical_rows_gradient_finite():
