@@ -24,6 +24,13 @@ import itertools
 import json
 import logging
 import math
+import os
+
+# PyTorch's OpenMP threads spin for a while after each parallel region by
+# default, which takes the cores from the JAX call timed next in the same
+# round. Passive waiting makes them sleep at once. OpenMP reads this when
+# torch loads, so it is set before the first import of torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import jax
 import jax.numpy as jnp
