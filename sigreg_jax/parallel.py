@@ -125,5 +125,10 @@ def shard_batch(mesh: Mesh, batch: Any) -> Any:
 
 
 def replicate(mesh: Mesh, tree: Any) -> Any:
-  """Places a full copy of every leaf of ``tree`` on each device of ``mesh``."""
-  return jax.device_put(tree, replicated_sharding(mesh))
+  """Places a full copy of every leaf of ``tree`` on each device of ``mesh``.
+
+  Every process must pass the same values. The copy goes through ``jax.jit``
+  because ``jax.device_put`` rejects typed PRNG keys for a sharding with
+  devices of other processes (jax 0.10.2).
+  """
+  return jax.jit(lambda leaves: leaves, out_shardings=replicated_sharding(mesh))(tree)

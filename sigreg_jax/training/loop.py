@@ -205,6 +205,9 @@ def train_and_evaluate(
       the devices, or ``workdir`` contains a checkpoint of another config.
     FloatingPointError: if the training loss becomes NaN or infinite.
   """
+  # Before any JAX computation; it does nothing unless the environment asks
+  # for several processes (see sigreg_jax.distributed).
+  distributed.initialize_distributed()
   _check_config(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
