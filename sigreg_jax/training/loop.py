@@ -205,8 +205,8 @@ def train_and_evaluate(
       the devices, or ``workdir`` contains a checkpoint of another config.
     FloatingPointError: if the training loss becomes NaN or infinite.
   """
-  # Before any JAX computation; it does nothing unless the environment asks
-  # for several processes (see sigreg_jax.distributed).
+  # This must precede any JAX computation. It does nothing unless JAX_*
+  # variables or a detected launcher request several processes.
   distributed.initialize_distributed()
   _check_config(config)
   workdir = os.path.abspath(workdir)
