@@ -4,7 +4,7 @@ Each test launches ``tests/multihost_worker.py`` as separate processes that
 talk over loopback (gloo CPU collectives, a coordinator on a free port of
 127.0.0.1), each process with two virtual CPU devices. Every child runs under
 a timeout and is killed in a ``finally`` block, so a hang fails the test
-instead of blocking it. The module took 2.5 to 3 minutes on two CPU cores
+instead of blocking it. The module took 1.5 to 3 minutes on two CPU cores
 shared with other work, most of it in start-up and compilation.
 """
 
