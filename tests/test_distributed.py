@@ -7,7 +7,11 @@ recorder. tests/test_multihost.py starts real processes.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -15,6 +19,8 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec
 
 from sigreg_jax import distributed
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 SLURM_TWO_TASKS = {
     "SLURM_JOB_ID": "42", "SLURM_STEP_NODELIST": "node[1-2]", "SLURM_NTASKS": "2",
@@ -192,3 +198,19 @@ def test_process_batch_rows_rejects_uneven_batch():
 
 def test_is_main_process_single_process():
   assert distributed.is_main_process()
+
+
+def test_imports_leave_backend_uninitialised():
+  # initialize_distributed must run before JAX starts its backend, and the
+  # trainer calls it only after the entry points have imported everything.
+  code = (
+      "import experiments.vit_cifar100, experiments.configs.mlp_sgd, "
+      "experiments.configs.vit_cifar100, sigreg_jax, sigreg_jax.training\n"
+      "from jax._src import xla_bridge\n"
+      "print(xla_bridge.backends_are_initialized())\n"
+  )
+  result = subprocess.run(
+      [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+      cwd=REPOSITORY, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == "False", "importing the package started JAX's backend"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 NUM_MAGNITUDE_BINS = 31
 
@@ -39,9 +40,9 @@ OPS = (
 NUM_OPS = len(OPS)
 
 # Branch index of each op in the warp, blend and lookup-table steps (0: identity).
-_WARP_BRANCH = jnp.array([0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0], jnp.int32)
-_BLEND_BRANCH = jnp.array([0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0], jnp.int32)
-_TABLE_BRANCH = jnp.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], jnp.int32)
+_WARP_BRANCH = np.array([0, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0], np.int32)
+_BLEND_BRANCH = np.array([0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0], np.int32)
+_TABLE_BRANCH = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], np.int32)
 
 _GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale.
 
@@ -130,7 +131,7 @@ def apply_op(
   magnitudes = op_magnitudes(magnitude, image.shape)
 
   matrix = jax.lax.switch(
-      _WARP_BRANCH[op_index],
+      jnp.asarray(_WARP_BRANCH)[op_index],
       [
           lambda: _translation_matrix(0.0, 0.0),
           lambda: _shear_matrix(sign * magnitudes["shear"], axis=1),
@@ -144,7 +145,7 @@ def apply_op(
 
   factor = 1.0 + sign * magnitudes["enhance"]
   factor, degenerate = jax.lax.switch(
-      _BLEND_BRANCH[op_index],
+      jnp.asarray(_BLEND_BRANCH)[op_index],
       [
           lambda: (1.0, jnp.zeros_like(image)),
           lambda: (factor, jnp.zeros_like(image)),
@@ -160,7 +161,7 @@ def apply_op(
   image = jnp.floor(jnp.clip(blended, 0.0, 255.0))
 
   table = jax.lax.switch(
-      _TABLE_BRANCH[op_index],
+      jnp.asarray(_TABLE_BRANCH)[op_index],
       [
           lambda: _identity_table(image),
           lambda: _posterize_table(image, magnitudes["posterize_bits"]),
