@@ -32,11 +32,11 @@ _LABELS = flags.DEFINE_list(
     "Default: the workdir's base name.")
 _TITLE = flags.DEFINE_string("title", None, "Figure title.")
 
-# Effective-rank measures that the evaluation records hold, one value per
-# layer, with the line style that draws each.
+# Effective-rank measures of the evaluation records, one value per layer,
+# and the line style that draws each.
 _RANK_STYLES = {
-    "test_entropy_rank": ("-", "entropy rank"),
-    "test_participation_ratio": ("--", "participation ratio"),
+    "test_entropy_rank": "-",
+    "test_participation_ratio": "--",
 }
 
 
@@ -130,8 +130,10 @@ def plot_runs(runs: Sequence[Run], output: str, title: str | None = None):
       ("accuracy (%): test (points), train batches (dotted)", x_label),
       ("loss: test (points), train cross-entropy (dotted)", x_label),
       ("regulariser, mean over layers (regularised runs)", x_label),
-      ("effective rank of test features, mean over layers", x_label),
-      ("effective rank per layer, last evaluation", "layer"),
+      ("effective rank of test features, mean over layers\n"
+       "solid: entropy rank, dashed: participation ratio", x_label),
+      ("effective rank per layer, last evaluation\n"
+       "solid: entropy rank, dashed: participation ratio", "layer"),
       ("regulariser per layer, last logged step (regularised runs)", "layer"),
   ]
   for axis, (axis_title, axis_label) in zip(axes.flat, panels):
@@ -186,11 +188,12 @@ def _plot_regularizer(curve_axis, layer_axis, run: Run, color: str):
 
 
 def _plot_effective_rank(curve_axis, layer_axis, run: Run, color: str):
-  for key, (linestyle, name) in _RANK_STYLES.items():
+  for key, linestyle in _RANK_STYLES.items():
     steps, per_layer = _layer_series(run, run.evaluation, key)
     if not len(steps):
       continue
-    label = f"{run.label}, {name}"
+    # One legend entry per run; the panel titles name the line styles.
+    label = run.label if linestyle == "-" else None
     curve_axis.plot(steps, per_layer.mean(axis=1), color=color,
                     linestyle=linestyle, marker="o", markersize=3,
                     label=label)
