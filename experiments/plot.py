@@ -143,7 +143,7 @@ def plot_runs(runs: Sequence[Run], output: str, title: str | None = None):
     if axis.has_data():
       axis.legend(fontsize=7)
     else:
-      axis.text(0.5, 0.5, "no data (baseline runs log no regulariser)",
+      axis.text(0.5, 0.5, "no data in these runs",
                 ha="center", va="center", transform=axis.transAxes,
                 color="gray")
   # A log scale only where the regulariser spans more than a decade, since

@@ -35,7 +35,7 @@ def test_soft_cross_entropy_shape_mismatch():
 
 @pytest.mark.parametrize(
     "regularizer, alpha, expected",
-    [("none", None, 0.0), ("weak", None, 0.1), ("strong", None, 0.01), ("weak", 0.3, 0.3)],
+    [("none", None, 0.1), ("none", 0.0, 0.0), ("weak", None, 0.1), ("strong", None, 0.01), ("weak", 0.3, 0.3)],
 )
 def test_resolve_alpha(regularizer, alpha, expected):
   assert loss_lib.resolve_alpha(regularizer, alpha) == expected
@@ -46,8 +46,6 @@ def test_resolve_alpha_rejects_invalid():
     loss_lib.resolve_alpha("medium", None)
   with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\]"):
     loss_lib.resolve_alpha("weak", 1.5)
-  with pytest.raises(ValueError, match="no effect"):
-    loss_lib.resolve_alpha("none", 0.1)
 
 
 def _config(name):

@@ -83,6 +83,23 @@ def test_train_step_metrics():
   assert train_state.step == 2
 
 
+def test_baseline_logs_unused_regularizer():
+  # The baseline logs Weak-SIGReg of its features; the logged value must not
+  # reach the loss or the update.
+  config = tiny_config(regularizer="none")
+  train_state, history = _run(config, jax.devices()[:1], num_steps=2)
+  metrics = history[-1]
+  assert metrics["regularizer_per_layer"].shape == (2,)
+  assert np.isfinite(metrics["regularizer"])
+  np.testing.assert_allclose(metrics["loss"], 0.9 * metrics["cross_entropy"], rtol=1e-6)
+
+  config_zero = tiny_config(regularizer="none")
+  config_zero.alpha = 0.0
+  _, history_zero = _run(config_zero, jax.devices()[:1], num_steps=1)
+  np.testing.assert_allclose(
+      history_zero[0]["loss"], history_zero[0]["cross_entropy"], rtol=1e-6)
+
+
 def test_train_step_sharded_matches_single_device():
   if jax.device_count() < 4:
     pytest.skip(f"needs 4 devices, found {jax.device_count()}")

@@ -20,6 +20,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from sigreg_jax import parallel
+from sigreg_jax import regularizers
 from sigreg_jax.data import augment
 from sigreg_jax.training import loss as loss_lib
 from sigreg_jax.training import metrics as metrics_lib
@@ -103,9 +104,10 @@ def make_train_step(
     ``"data"``, ``train_key`` a PRNG key. Its metrics (scalars unless noted):
     ``loss``, ``cross_entropy``, ``accuracy`` (against the argmax of the soft
     labels), ``grad_norm`` (before clipping), ``param_norm`` (after the
-    update), ``update_norm``, each schedule's learning rate and, with a
-    regulariser, ``regularizer`` and ``regularizer_per_layer``
-    (``[num_layers]``).
+    update), ``update_norm``, each schedule's learning rate, ``regularizer``
+    and ``regularizer_per_layer`` (``[num_layers]``). Without a regulariser
+    (``config.regularizer == "none"``) the last two are Weak-SIGReg values
+    with ``config.weak``'s settings, logged but not part of the loss.
   """
   regularizer, regularizer_kwargs = loss_lib.make_regularizer(config)
   alpha = loss_lib.resolve_alpha(config.regularizer, config.alpha)
@@ -130,6 +132,15 @@ def make_train_step(
           regularizer=regularizer, alpha=alpha, regularizer_kwargs=regularizer_kwargs,
       )
       aux["accuracy"] = jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(soft_labels, -1))
+
+      if regularizer is None:
+        # The baseline logs Weak-SIGReg of its features without training on
+        # it, so plots show baseline and regularised runs on one scale.
+        monitored = [jax.lax.stop_gradient(z) for z in features]
+        per_layer = loss_lib.regularizer_per_layer(
+            regularizers.weak_sigreg, regularizer_key, monitored, **dict(config.weak))
+        aux["regularizer"] = per_layer.mean()
+        aux["regularizer_per_layer"] = per_layer
       return loss, aux
 
     (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
