@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from sigreg_jax.data import augment
+
 def default_config() -> ml_collections.ConfigDict:
   """Returns a config with every field the trainer reads, at its default."""
   config = ml_collections.ConfigDict()
@@ -56,17 +58,8 @@ def default_config() -> ml_collections.ConfigDict:
       grad_clip_norm=ml_collections.FieldReference(None, field_type=float),
   ))
 
-  config.augment = ml_collections.ConfigDict(dict(
-      crop_padding=4,
-      flip=True,
-      randaugment=True,
-      randaugment_num_ops=2,
-      randaugment_magnitude=9,
-      mix=True,
-      mixup_alpha=0.8,
-      cutmix_alpha=1.0,
-      mix_probability=0.5,
-  ))
+  # Crop, flip, RandAugment (2 ops, magnitude 9) and MixUp/CutMix, all on.
+  config.augment = augment.default_augment_config()
 
   config.batch_size = 128
   config.eval_batch_size = ml_collections.FieldReference(None, field_type=int)
