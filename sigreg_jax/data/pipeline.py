@@ -1,7 +1,7 @@
 """Epoch shuffling and batch selection on the host, identical on every process.
 
 Every process computes the same permutation from the run's seed and the epoch
-number, so every process knows the global batch of a step without
+number, so every process can compute the global batch of a step without
 communication. Each process then keeps its own slice of that batch.
 """
 
