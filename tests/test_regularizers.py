@@ -116,12 +116,18 @@ def test_weak_collapsed_is_sqrt_min(sketch, num_channels, num_sketches):
 
 
 def test_weak_collapsed_gradient_is_zero():
+  # Zero in exact arithmetic. In float32 the batch mean of the sketched rows
+  # is rounded, so the centred rows are about 1e-8, not exactly 0; gradients
+  # of the isotropic batch below are about 1e-2.
   z = jnp.ones((16, 64))
+  grad_fn = jax.grad(sigreg_jax.weak_sigreg, argnums=1)
 
-  grad = jax.grad(sigreg_jax.weak_sigreg, argnums=1)(KEY, z, num_sketches=16)
+  grad = grad_fn(KEY, z, num_sketches=16)
 
   assert bool(jnp.all(jnp.isfinite(grad)))
-  np.testing.assert_allclose(grad, 0.0, atol=1e-12)
+  np.testing.assert_allclose(grad, 0.0, atol=1e-7)
+  isotropic_grad = grad_fn(KEY, normal(0, (16, 64)), num_sketches=16)
+  assert float(jnp.max(jnp.abs(isotropic_grad))) > 1e-4
 
 
 def test_weak_gradient_finite_at_zero_loss():
