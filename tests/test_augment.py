@@ -414,3 +414,34 @@ def test_float_images_raise(function):
 
   with pytest.raises(ValueError, match="images must be uint8 in \\[0, 255\\], got dtype float32"):
     call(images, labels)
+
+
+@pytest.mark.parametrize("function", ["augment_batch", "prepare_eval_batch"])
+@pytest.mark.parametrize("bad_label", [10, -1])
+def test_out_of_range_label_raises(function, bad_label):
+  images = _images(shape=(4, 8, 8, 3))
+  labels = np.array([0, 1, bad_label, 2], np.int32)
+  kwargs = dict(num_classes=10, mean=MEAN, std=STD)
+  if function == "augment_batch":
+    call = functools.partial(
+        augment.augment_batch, jax.random.key(0), config=ALL_OFF, **kwargs)
+  else:
+    call = functools.partial(augment.prepare_eval_batch, **kwargs)
+
+  message = f"labels\\[2\\] = {bad_label} is outside \\[0, 10\\)"
+  with pytest.raises(ValueError, match=message):
+    call(images, labels)
+  with pytest.raises(ValueError, match=message):
+    call(jnp.asarray(images), jnp.asarray(labels))
+
+
+def test_traced_labels_are_not_checked():
+  # Under jit the values are unknown at trace time: one_hot's zero row is
+  # the documented result, and Dataset checks labels before training.
+  prepare = jax.jit(
+      functools.partial(augment.prepare_eval_batch, num_classes=10, mean=MEAN, std=STD))
+
+  _, one_hot = prepare(_images(shape=(2, 8, 8, 3)), np.array([3, 10], np.int32))
+
+  np.testing.assert_array_equal(one_hot[0], np.eye(10)[3])
+  np.testing.assert_array_equal(one_hot[1], np.zeros(10))

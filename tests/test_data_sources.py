@@ -81,6 +81,15 @@ def test_cifar_python_malformed_batch_raises(tmp_path):
     load_dataset("cifar100", source="cifar_python", data_dir=tmp_path)
 
 
+# The files each local source reads, as its error messages list them.
+EXPECTED_FILES = [
+    ("cifar10", "cifar_python", "cifar-10-batches-py/"),
+    ("cifar100", "cifar_python", "cifar-100-python.tar.gz"),
+    ("cifar10", "image_folder", "train/<class>/<image> and test/<class>/<image>"),
+    ("fashion_mnist", "idx", "t10k-labels-idx1-ubyte"),
+]
+
+
 def test_missing_data_dir_names_path(tmp_path):
   missing = tmp_path / "nowhere"
 
@@ -88,9 +97,40 @@ def test_missing_data_dir_names_path(tmp_path):
     load_dataset("cifar10", source="image_folder", data_dir=missing)
 
 
-def test_local_source_without_data_dir_raises():
-  with pytest.raises(ValueError, match="needs data_dir"):
-    load_dataset("cifar10", source="image_folder")
+@pytest.mark.parametrize("name, source, expected", EXPECTED_FILES)
+def test_missing_data_dir_says_files_and_flag(tmp_path, name, source, expected):
+  with pytest.raises(FileNotFoundError) as error:
+    load_dataset(name, source=source, data_dir=tmp_path / "nowhere")
+
+  assert "does not exist" in str(error.value)
+  assert expected in str(error.value)
+  assert "--config.data_dir=/path/to/files" in str(error.value)
+
+
+@pytest.mark.parametrize("name, source, expected", EXPECTED_FILES)
+def test_local_source_without_data_dir_raises(name, source, expected):
+  with pytest.raises(ValueError) as error:
+    load_dataset(name, source=source)
+
+  assert f"source={source!r} needs data_dir" in str(error.value)
+  assert expected in str(error.value)
+  assert "--config.data_dir=/path/to/files" in str(error.value)
+
+
+@pytest.mark.parametrize("split", ["train", "test", "validation"])
+def test_dataset_label_out_of_range_raises(split):
+  images = np.zeros((3, 32, 32, 3), np.uint8)
+  labels = {name: np.array([0, 1, 2], np.int32) for name in ("train", "test", "validation")}
+  labels[split] = np.array([0, 3, 1], np.int32)
+
+  with pytest.raises(ValueError, match=f"{split}_labels\\[1\\] = 3, outside \\[0, 3\\)"):
+    sources.Dataset(
+        train_images=images, train_labels=labels["train"],
+        test_images=images, test_labels=labels["test"],
+        validation_images=images, validation_labels=labels["validation"],
+        num_classes=3, class_names=("a", "b", "c"), mean=(0.5,) * 3, std=(0.25,) * 3,
+        name="tiny",
+    )
 
 
 @pytest.mark.parametrize("as_archive", [False, True])

@@ -16,6 +16,7 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from sigreg_jax.data import randaugment as randaugment_lib
 
@@ -56,7 +57,11 @@ def augment_batch(
   Args:
     key: PRNG key of this step.
     images: uint8 [B, H, W, C] with C equal to len(mean).
-    labels: int32 [B] class indices.
+    labels: int32 [B] class indices in [0, num_classes). Concrete labels
+      (NumPy or JAX arrays outside `jax.jit`) are checked. Under `jax.jit`
+      they are tracers and are not checked, so an out-of-range label becomes
+      an all-zero soft label row, as in `jax.nn.one_hot`. The trainer relies
+      on `Dataset`, which checks the labels of every split when it is built.
     num_classes: number of classes of the soft labels.
     config: fields `crop_padding` (pixels, 0 disables), `flip`, `randaugment`,
       `randaugment_num_ops`, `randaugment_magnitude` (bin in [0, 30]), `mix`,
@@ -70,6 +75,11 @@ def augment_batch(
     float32 [B, H, W, C] normalised images and float32 [B, num_classes] soft
     labels whose rows sum to 1.
 
+  Raises:
+    ValueError: on an invalid config, images that are not uint8 [B, H, W, C],
+      a mean or std without one value per channel, or a concrete label outside
+      [0, num_classes).
+
   Example:
     >>> images = jnp.zeros((4, 32, 32, 3), jnp.uint8)
     >>> labels = jnp.arange(4)
@@ -80,6 +90,7 @@ def augment_batch(
   """
   settings = _read_config(config)
   _check_batch(images, labels, mean, std)
+  _check_label_range(labels, num_classes)
 
   example_key, mix_key = jax.random.split(key)
   example_keys = jax.random.split(example_key, images.shape[0])
@@ -127,7 +138,9 @@ def prepare_eval_batch(
 
   Args:
     images: uint8 [B, H, W, C].
-    labels: int32 [B].
+    labels: int32 [B] class indices in [0, num_classes), checked as in
+      `augment_batch`: concrete labels raise, labels traced under `jax.jit`
+      are not checked and an out-of-range one gives an all-zero row.
     num_classes: number of classes.
     mean: per-channel mean in [0, 1] units.
     std: per-channel standard deviation in [0, 1] units.
@@ -144,6 +157,7 @@ def prepare_eval_batch(
     (1.0, (2, 10))
   """
   _check_batch(images, labels, mean, std)
+  _check_label_range(labels, num_classes)
   images = normalize(images.astype(jnp.float32), mean, std)
   return images, jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
 
@@ -313,6 +327,26 @@ def _check_batch(images, labels, mean, std) -> None:
     raise ValueError(
         f"mean and std need one value per channel ({images.shape[-1]}), got "
         f"mean={tuple(mean)}, std={tuple(std)}."
+    )
+
+
+def _check_label_range(labels, num_classes: int) -> None:
+  """Raise if a concrete label is outside [0, num_classes), where one_hot gives a zero row."""
+  # Traced labels have no values yet, and labels sharded over several
+  # processes cannot be read from one process; neither is checked.
+  if isinstance(labels, jax.core.Tracer):
+    return
+  if isinstance(labels, jax.Array) and not labels.is_fully_addressable:
+    return
+  labels = np.asarray(labels)
+  invalid = np.flatnonzero((labels < 0) | (labels >= num_classes))
+  if invalid.size:
+    index = invalid[0]
+    raise ValueError(
+        f"labels[{index}] = {labels[index]} is outside [0, {num_classes}), the class "
+        f"indices for num_classes={num_classes} ({invalid.size} of {labels.size} labels "
+        f"are out of range). jax.nn.one_hot would turn it into an all-zero soft label; "
+        f"pass class indices from 0 to num_classes - 1, or raise num_classes."
     )
 
 

@@ -105,6 +105,11 @@ class Dataset:
     validation_images: uint8 [V, H, W, C] held out from the training split;
       V is 0 unless a validation fraction was requested.
     validation_labels: int32 [V].
+
+  Raises:
+    ValueError: if a label of any split is outside [0, num_classes), because
+      the jitted training step cannot check labels and would turn such a
+      label into an all-zero soft label.
   """
 
   train_images: np.ndarray
@@ -125,6 +130,17 @@ class Dataset:
       object.__setattr__(self, "validation_images", empty)
     if self.validation_labels is None:
       object.__setattr__(self, "validation_labels", np.zeros((0,), np.int32))
+    for split in ("train", "test", "validation"):
+      labels = np.asarray(getattr(self, f"{split}_labels"))
+      invalid = np.flatnonzero((labels < 0) | (labels >= self.num_classes))
+      if invalid.size:
+        index = invalid[0]
+        raise ValueError(
+            f"Data set {self.name!r} has {split}_labels[{index}] = {labels[index]}, "
+            f"outside [0, {self.num_classes}) for num_classes={self.num_classes} "
+            f"({invalid.size} of {labels.size} labels are out of range). Relabel the "
+            f"classes as 0 to num_classes - 1, or raise num_classes."
+        )
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -185,8 +201,9 @@ def load_dataset(
     A `Dataset` with uint8 images and int32 labels.
 
   Raises:
-    ValueError: on an unknown name or source, invalid fractions or counts, or
-      files that do not have the expected layout.
+    ValueError: on an unknown name or source, a local source without
+      `data_dir`, invalid fractions or counts, or files that do not have the
+      expected layout.
     FileNotFoundError: when `data_dir` does not exist or lacks the files.
     NotADirectoryError: when source="idx" and `data_dir` is a file.
     RuntimeError: when tfds fails to download or prepare the data set.
@@ -218,11 +235,11 @@ def load_dataset(
   if source == "tfds":
     splits, class_names = _load_tfds(name, data_dir)
   elif source == "cifar_python":
-    splits, class_names = _load_cifar_python(name, _require_path(data_dir, source))
+    splits, class_names = _load_cifar_python(name, _require_path(data_dir, source, name))
   elif source == "idx":
-    splits, class_names = _load_idx(name, _require_path(data_dir, source))
+    splits, class_names = _load_idx(name, _require_path(data_dir, source, name))
   else:
-    splits, class_names = _load_image_folder(name, _require_path(data_dir, source))
+    splits, class_names = _load_image_folder(name, _require_path(data_dir, source, name))
   logging.info(
       "Loaded %s from %s (%s) in %.1f s: %d train, %d test images.",
       name, source, data_dir, time.perf_counter() - start,
@@ -273,13 +290,39 @@ def load_dataset(
   )
 
 
-def _require_path(data_dir, source: str) -> pathlib.Path:
+def _require_path(data_dir, source: str, name: str) -> pathlib.Path:
+  """Return `data_dir` as a path, or raise with the files `source` reads if it is unset or missing."""
+  expected = _expected_files(name, source)
   if data_dir is None:
-    raise ValueError(f"source={source!r} needs data_dir, the path of the local files.")
+    raise ValueError(
+        f"source={source!r} needs data_dir, the path of {expected}. Pass data_dir to "
+        f"load_dataset, or add --config.data_dir=/path/to/files to the experiment "
+        f"command line."
+    )
   path = pathlib.Path(data_dir).expanduser()
   if not path.exists():
-    raise FileNotFoundError(f"Data path {path} does not exist (source={source!r}).")
+    raise FileNotFoundError(
+        f"Data path {path} does not exist. source={source!r} reads {expected}. Pass "
+        f"the path of these files as data_dir to load_dataset, or as "
+        f"--config.data_dir=/path/to/files on the experiment command line."
+    )
   return path
+
+
+def _expected_files(name: str, source: str) -> str:
+  """Describe the files that a local source reads, for error messages."""
+  if source == "cifar_python":
+    folder = METADATA[name].cifar_python_folder
+    if folder is None:
+      return "the CIFAR python-version files, which exist for cifar10 and cifar100 only"
+    return (
+        f"the CIFAR python-version data: the {folder}/ folder, a .tar.gz archive of "
+        f"it, or a folder that contains {folder}/ or {folder}.tar.gz"
+    )
+  if source == "idx":
+    names = [file for split in ("train", "test") for file in idx.IDX_FILE_NAMES[split]]
+    return f"a folder with the IDX files {', '.join(names)} (each may end in .gz)"
+  return "a folder or .tar.gz with train/<class>/<image> and test/<class>/<image>"
 
 
 def _check_arrays(name, source, data_dir, train_images, train_labels, test_images, test_labels):
