@@ -67,3 +67,27 @@ def test_batches_cover_epoch_without_repeats():
 def test_invalid_arguments_raise(call, message):
   with pytest.raises(ValueError, match=message):
     call()
+
+
+@pytest.mark.parametrize("batch_size", [128.0, 12.5, True, "16"])
+def test_non_integer_batch_size_raises(batch_size):
+  with pytest.raises(TypeError, match=f"global_batch_size must be an integer, got {batch_size!r}"):
+    pipeline.steps_per_epoch(1000, batch_size)
+  with pytest.raises(TypeError, match=f"global_batch_size must be an integer, got {batch_size!r}"):
+    pipeline.batch_indices(np.arange(1000), 0, batch_size)
+
+
+def test_whole_float_batch_size_suggests_int():
+  with pytest.raises(TypeError, match="pass 128 instead"):
+    pipeline.steps_per_epoch(1000, 128.0)
+
+
+def test_non_integer_step_in_epoch_raises():
+  with pytest.raises(TypeError, match="step_in_epoch must be an integer, got 1.0"):
+    pipeline.batch_indices(np.arange(10), 1.0, 5)
+
+
+def test_numpy_integers_accepted():
+  assert pipeline.steps_per_epoch(np.int64(1000), np.int32(128)) == 7
+  np.testing.assert_array_equal(
+      pipeline.batch_indices(np.arange(10), np.int64(1), np.int32(4)), [4, 5, 6, 7])

@@ -39,10 +39,18 @@ def epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 def steps_per_epoch(num_examples: int, global_batch_size: int) -> int:
   """Return the number of full batches in an epoch; the remainder is dropped.
 
+  Raises:
+    TypeError: if `num_examples` or `global_batch_size` is not an integer
+      (Python or NumPy; bool and whole floats such as 128.0 are rejected).
+    ValueError: if `global_batch_size` is not positive or exceeds
+      `num_examples`.
+
   Example:
     >>> steps_per_epoch(50_000, 128)
     390
   """
+  _check_integer("num_examples", num_examples)
+  _check_integer("global_batch_size", global_batch_size)
   if global_batch_size < 1:
     raise ValueError(f"global_batch_size must be positive, got {global_batch_size}.")
   steps = num_examples // global_batch_size
@@ -67,10 +75,15 @@ def batch_indices(
   Returns:
     int64 [global_batch_size], a slice of `permutation`.
 
+  Raises:
+    TypeError: if `step_in_epoch` or `global_batch_size` is not an integer.
+    ValueError: if `step_in_epoch` is outside [0, steps_per_epoch).
+
   Example:
     >>> batch_indices(np.arange(10), 1, 4)
     array([4, 5, 6, 7])
   """
+  _check_integer("step_in_epoch", step_in_epoch)
   num_steps = steps_per_epoch(len(permutation), global_batch_size)
   if not 0 <= step_in_epoch < num_steps:
     raise ValueError(
@@ -79,3 +92,16 @@ def batch_indices(
     )
   start = step_in_epoch * global_batch_size
   return permutation[start : start + global_batch_size]
+
+
+def _check_integer(name: str, value) -> None:
+  # bool is a subclass of int, and a float batch size would make the step
+  # count a float and the batch slice invalid.
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    if isinstance(value, float) and value.is_integer():
+      fix = f"pass {int(value)} instead"
+    else:
+      fix = "pass a whole number as an int or NumPy integer"
+    raise TypeError(
+        f"{name} must be an integer, got {value!r} of type {type(value).__name__}; {fix}."
+    )
