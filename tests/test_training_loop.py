@@ -1,16 +1,19 @@
 """End-to-end tests of train_and_evaluate on a tiny in-memory data set."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 
+from absl import logging as absl_logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+import tqdm
 
 from sigreg_jax.training import loop
 from training_fixtures import tiny_config, tiny_dataset
@@ -176,6 +179,72 @@ def test_batch_size_indivisible_by_devices(tmp_path):
   config.batch_size = 18
   with pytest.raises(ValueError, match="not divisible by the 4 devices"):
     loop.train_and_evaluate(config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:4])
+
+
+def _log_during_bar(message_logger, messages):
+  """Log `messages` through `message_logger` halfway through a two-step bar."""
+  with tqdm.tqdm(total=2, file=sys.stderr) as progress, loop._log_above_progress_bar(progress):
+    progress.update(1)
+    for message in messages:
+      message_logger(message)
+    progress.update(1)
+
+
+def _text_after_carriage_return(output, message):
+  """Return what the terminal shows on each line of `output` that contains `message`."""
+  return [line.rsplit("\r", 1)[-1] for line in output.split("\n") if message in line]
+
+
+def test_log_lines_do_not_break_bar(capsys):
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter("%(message)s"))
+  handler.addFilter(lambda record: "dropped" not in record.getMessage())
+  logger = logging.getLogger("test_log_lines_do_not_break_bar")
+  logger.setLevel(logging.INFO)
+  root = logging.getLogger()
+  root.addHandler(handler)
+  try:
+    _log_during_bar(logger.info, ["kept line", "dropped line"])
+    handlers_after = list(root.handlers)
+  finally:
+    root.removeHandler(handler)
+
+  error_output = capsys.readouterr().err
+  # The bar is cleared with a carriage return before the record is written.
+  assert _text_after_carriage_return(error_output, "kept line") == ["kept line"]
+  assert "dropped line" not in error_output
+  assert handler in handlers_after
+  assert not any(isinstance(h, loop._BarSafeHandler) for h in handlers_after)
+
+
+def test_absl_log_lines_print_once_above_bar(capsys):
+  # absl.app.run installs this handler on the root logger.
+  handler = absl_logging.get_absl_handler()
+  root = logging.getLogger()
+  root.addHandler(handler)
+  previous_level = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.INFO)
+  try:
+    # Before flags are parsed, absl's first record starts with a line of its
+    # own that would hide a broken bar.
+    absl_logging.info("before the bar")
+    _log_during_bar(absl_logging.info, ["absl line"])
+  finally:
+    absl_logging.set_verbosity(previous_level)
+    root.removeHandler(handler)
+
+  visible_lines = _text_after_carriage_return(capsys.readouterr().err, "absl line")
+  assert len(visible_lines) == 1
+  assert visible_lines[0].startswith("I")
+  assert visible_lines[0].endswith("] absl line")
+
+
+def test_disabled_bar_leaves_handlers(capsys):
+  root = logging.getLogger()
+  handlers_before = list(root.handlers)
+
+  with tqdm.tqdm(total=1, disable=True) as progress, loop._log_above_progress_bar(progress):
+    assert root.handlers == handlers_before
 
 
 _SIGTERM_CHILD = """

@@ -8,6 +8,7 @@ and a summary to ``workdir``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -73,6 +74,46 @@ def _check_finite(step: int, metrics: dict[str, jax.Array]) -> float:
     logger.error(message)
     raise FloatingPointError(message)
   return loss
+
+
+class _BarSafeHandler(logging.Handler):
+  """A log handler that runs another handler with tqdm's bars cleared, then redraws them."""
+
+  def __init__(self, handler: logging.Handler):
+    super().__init__(handler.level)
+    self.handler = handler
+
+  def handle(self, record: logging.LogRecord) -> bool:
+    # The inner handler's filters run here and again in its own handle(), so
+    # that records it drops do not make the bar flicker.
+    if not self.handler.filter(record):
+      return False
+    with tqdm.tqdm.external_write_mode():
+      return self.handler.handle(record)
+
+
+@contextlib.contextmanager
+def _log_above_progress_bar(progress: tqdm.tqdm):
+  """Keeps log lines from breaking ``progress`` while the bar is shown.
+
+  tqdm's ``logging_redirect_tqdm`` replaces only plain console
+  ``StreamHandler``s (tqdm 4.70). Under ``absl.app.run`` the root handler is
+  absl's ``ABSLHandler``, so each record would print twice and the absl copy
+  would still break the bar. Wrapping every root handler instead keeps its
+  level, formatter, filters and stream.
+  """
+  if progress.disable:
+    yield
+    return
+  root = logging.getLogger()
+  root.handlers = [_BarSafeHandler(handler) for handler in root.handlers]
+  try:
+    yield
+  finally:
+    root.handlers = [
+        handler.handler if isinstance(handler, _BarSafeHandler) else handler
+        for handler in root.handlers
+    ]
 
 
 class _Evaluator:
@@ -303,7 +344,7 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
       total=last_step, initial=start_step, unit="step", desc="train",
       disable=not (config.progress_bar and distributed.is_main_process()))
   watcher = checkpoint_lib.PreemptionWatcher(checkpoints)
-  with jax.set_mesh(mesh), watcher, progress:
+  with jax.set_mesh(mesh), watcher, progress, _log_above_progress_bar(progress):
     while step < last_step:
       # Data order depends only on (seed, epoch), so a resumed run gets the
       # same batches.
