@@ -10,6 +10,14 @@ With crop and flip only it is 26.77 (baseline), 35.99 (strong, SIGReg) and
     python -m experiments.mlp_sgd \
         --config=experiments/configs/mlp_sgd.py:mix --config.regularizer=weak
 
+Every config field can be set with --config.<field>=<value>. The fields and
+their defaults are in `default_config()` of `sigreg_jax/training/config.py`,
+and `experiments/configs/mlp_sgd.py` sets this experiment's values and
+variants. For example:
+
+    python -m experiments.mlp_sgd --config.batch_size=256 \
+        --config.regularizer=weak --config.optimizer.learning_rate=0.05
+
 Offline, on the CIFAR-10 image-folder archive:
 
     python -m experiments.mlp_sgd --config.dataset=cifar10 \

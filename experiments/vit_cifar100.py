@@ -13,6 +13,14 @@ this setting with AdamW. Variants (tuned ViT, Muon) and their numbers are in
         --config=experiments/configs/vit_cifar100.py:muon_nomix \
         --config.regularizer=weak
 
+Every config field can be set with --config.<field>=<value>. The fields and
+their defaults are in `default_config()` of `sigreg_jax/training/config.py`,
+and `experiments/configs/vit_cifar100.py` sets this experiment's values and
+variants. For example:
+
+    python -m experiments.vit_cifar100 --config.batch_size=256 \
+        --config.regularizer=weak --config.optimizer.learning_rate=5e-4
+
 Offline, on the CIFAR-10 image-folder archive:
 
     python -m experiments.vit_cifar100 --config.dataset=cifar10 \

@@ -6,14 +6,21 @@ They are skipped when the archive is absent.
 """
 
 import collections
+import io
 import json
+import logging
+import os
 import pathlib
 import subprocess
 import sys
 import tarfile
 
+from absl import logging as absl_logging
+import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
+from experiments import launch
 from experiments import plot
 from experiments.configs import mlp_sgd
 from experiments.configs import vit_cifar100
@@ -257,6 +264,41 @@ def test_plot_command_overlays_runs(experiment_workdirs, tmp_path):
   assert output.read_bytes().startswith(b"\x89PNG")
 
 
+# The example overrides that each entry point's --help shows.
+HELP_OVERRIDES = {
+    "vit_cifar100": ("--config.batch_size=256", "--config.regularizer=weak",
+                     "--config.optimizer.learning_rate=5e-4"),
+    "mlp_sgd": ("--config.batch_size=256", "--config.regularizer=weak",
+                "--config.optimizer.learning_rate=0.05"),
+}
+
+
+@pytest.mark.parametrize("experiment", sorted(HELP_OVERRIDES))
+def test_help_points_to_config_fields(experiment):
+  # absl prints --help to stdout and exits with status 1.
+  result = subprocess.run(
+      [sys.executable, "-m", f"experiments.{experiment}", "--help"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+  assert "sigreg_jax/training/config.py" in result.stdout
+  assert f"experiments/configs/{experiment}.py" in result.stdout
+  for override in HELP_OVERRIDES[experiment]:
+    assert override in result.stdout
+
+
+@pytest.mark.parametrize("experiment", sorted(HELP_OVERRIDES))
+def test_help_example_overrides_parse(experiment, tmp_path):
+  # num_epochs=0 makes the trainer reject the config right after the flags
+  # parse, before it loads any data.
+  result = subprocess.run(
+      [sys.executable, "-m", f"experiments.{experiment}",
+       *HELP_OVERRIDES[experiment], "--config.num_epochs=0",
+       f"--workdir={tmp_path / 'run'}"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+  assert "config.num_epochs must be >= 1, got 0" in result.stderr, result.stderr[-2000:]
+
+
 def _write_metrics(workdir: pathlib.Path, records: list[dict]) -> None:
   workdir.mkdir()
   with open(workdir / "metrics.jsonl", "w") as metrics_file:
@@ -298,3 +340,44 @@ def test_plot_runs_without_regularizer(tmp_path):
 def test_load_run_without_metrics_raises(tmp_path):
   with pytest.raises(FileNotFoundError, match="No metrics.jsonl"):
     plot.load_run(str(tmp_path))
+
+
+def _record(pathname, level):
+  return logging.LogRecord("absl", level, pathname, 1, "message", None, None)
+
+
+def test_orbax_filter_drops_only_orbax_info():
+  orbax_file = os.path.join(launch.ORBAX_DIR, "checkpoint", "_src", "handler.py")
+  user_file = str(REPO_ROOT / "experiments" / "launch.py")
+  log_filter = launch.OrbaxInfoFilter()
+
+  assert not log_filter.filter(_record(orbax_file, logging.INFO))
+  assert not log_filter.filter(_record(orbax_file, logging.DEBUG))
+  assert log_filter.filter(_record(orbax_file, logging.WARNING))
+  assert log_filter.filter(_record(orbax_file, logging.ERROR))
+  assert log_filter.filter(_record(user_file, logging.INFO))
+
+
+def test_orbax_save_logs_dropped_user_logs_kept(tmp_path):
+  stream = io.StringIO()
+  handler = logging.StreamHandler(stream)
+  root = logging.getLogger()
+  root.addHandler(handler)
+  previous_level = root.level
+  root.setLevel(logging.INFO)
+  try:
+    with launch.orbax_info_logs_dropped():
+      checkpointer = ocp.StandardCheckpointer()
+      checkpointer.save(tmp_path / "checkpoint", {"weights": np.zeros(3)})
+      checkpointer.wait_until_finished()
+      checkpointer.close()
+      absl_logging.info("user line")
+    filters_after = list(handler.filters)
+  finally:
+    root.setLevel(previous_level)
+    root.removeHandler(handler)
+
+  output = stream.getvalue()
+  assert "user line" in output
+  assert "orbax" not in output.lower()
+  assert filters_after == []
