@@ -56,7 +56,9 @@ def write_cifar_python(
     files["batches.meta"] = {b"label_names": [n.encode() for n in class_names]}
 
   if as_archive:
-    with tarfile.open(root / f"{folder}.tar.gz", "w:gz") as tar:
+    # The authors' archive names: cifar-100-python.tar.gz, cifar-10-python.tar.gz.
+    archive = "cifar-100-python.tar.gz" if name == "cifar100" else "cifar-10-python.tar.gz"
+    with tarfile.open(root / archive, "w:gz") as tar:
       for file, content in files.items():
         data = pickle.dumps(content)
         info = tarfile.TarInfo(f"{folder}/{file}")

@@ -51,6 +51,17 @@ def test_cifar_python_accepts_folder_itself(tmp_path):
   assert dataset.train_images.shape == (20, 32, 32, 3)
 
 
+def test_cifar10_archive_named_after_folder_loads(tmp_path):
+  data_fixtures.write_cifar_python(tmp_path, "cifar10", as_archive=True)
+  (tmp_path / "cifar-10-python.tar.gz").rename(tmp_path / "cifar-10-batches-py.tar.gz")
+
+  dataset = load_dataset("cifar10", source="cifar_python", data_dir=tmp_path)
+  detected = load_dataset("cifar10", source="auto", data_dir=tmp_path)
+
+  assert dataset.train_images.shape[0] > 0
+  assert detected.train_images.shape == dataset.train_images.shape
+
+
 def test_cifar100_statistics_are_standard(tmp_path):
   data_fixtures.write_cifar_python(tmp_path, "cifar100")
 

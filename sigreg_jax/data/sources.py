@@ -169,8 +169,10 @@ def load_dataset(
     the authors' python-version archive into `<data_dir>/downloads` and read
     from there.
   - ``"cifar_python"``: the CIFAR python-version archive, given as the
-    ``cifar-100-python`` (or ``cifar-10-batches-py``) folder, its ``.tar.gz``,
-    or a folder containing either.
+    ``cifar-100-python`` (or ``cifar-10-batches-py``) folder, the authors'
+    ``cifar-100-python.tar.gz`` (or ``cifar-10-python.tar.gz``), any other
+    ``.tar.gz`` of the folder given as a file, or a folder containing the
+    folder or the authors' archive.
   - ``"image_folder"``: ``train/<class>/<image>`` and ``test/<class>/<image>``,
     given as a folder, a folder whose single subfolder has that layout, or a
     ``.tar.gz`` of either. Class names are the sorted subfolder names.
@@ -315,9 +317,10 @@ def _expected_files(name: str, source: str) -> str:
     folder = METADATA[name].cifar_python_folder
     if folder is None:
       return "the CIFAR python-version files, which exist for cifar10 and cifar100 only"
+    archive = _cifar_archive_names(name)[0]
     return (
-        f"the CIFAR python-version data: the {folder}/ folder, a .tar.gz archive of "
-        f"it, or a folder that contains {folder}/ or {folder}.tar.gz"
+        f"the CIFAR python-version data: the {folder}/ folder, the authors' {archive}, "
+        f"or a folder that contains {folder}/ or {archive}"
     )
   if source == "idx":
     names = [file for split in ("train", "test") for file in idx.IDX_FILE_NAMES[split]]
@@ -357,9 +360,10 @@ def _detect_local_source(name: str, data_dir) -> str | None:
   path = pathlib.Path(data_dir)
   folder = METADATA[name].cifar_python_folder
   if folder is not None:
-    if path.name in (folder, f"{folder}.tar.gz") or (path / folder).is_dir() or (
-        path / f"{folder}.tar.gz"
-    ).is_file():
+    archives = _cifar_archive_names(name)
+    if path.name in (folder, *archives) or (path / folder).is_dir() or any(
+        (path / archive).is_file() for archive in archives
+    ):
       return "cifar_python"
   if METADATA[name].class_names is not None and idx.find_idx_files(path):
     return "idx"
@@ -400,7 +404,8 @@ def _load_tfds(name: str, data_dir) -> tuple[dict, list[str]]:
   except Exception as error:  # tfds raises many types for a failed download.
     folder = METADATA[name].cifar_python_folder
     local_hint = (
-        f"source='cifar_python' with data_dir pointing at {folder}/ or {folder}.tar.gz, or "
+        f"source='cifar_python' with data_dir pointing at {folder}/ or "
+        f"{_cifar_archive_names(name)[0]}, or "
         if folder
         else ""
     )
@@ -486,11 +491,11 @@ def _load_cifar_python(name: str, path: pathlib.Path) -> tuple[dict, list[str]]:
     label_key, names_key = b"labels", b"label_names"
   expected = f"{folder}/ with {', '.join(train_files + test_files + [meta_file])}"
 
-  archive = _find_cifar_python(path, folder)
+  archive = _find_cifar_python(path, name)
   if archive is None:
     raise FileNotFoundError(
         f"No CIFAR python-version data found at {path}: expected {expected}, or "
-        f"{folder}.tar.gz, at or directly under that path."
+        f"{' or '.join(_cifar_archive_names(name))}, at or directly under that path."
     )
   with _PickleReader(archive, folder) as reader:
     try:
@@ -511,8 +516,16 @@ def _load_cifar_python(name: str, path: pathlib.Path) -> tuple[dict, list[str]]:
   return splits, class_names
 
 
-def _find_cifar_python(path: pathlib.Path, folder: str) -> pathlib.Path | None:
-  candidates = [path, path / folder, path / f"{folder}.tar.gz"]
+def _cifar_archive_names(name: str) -> tuple[str, ...]:
+  """Return the archive names to look for: the authors' name, then `<folder>.tar.gz`."""
+  url, _ = CIFAR_PYTHON_ARCHIVES[name]
+  folder_archive = f"{METADATA[name].cifar_python_folder}.tar.gz"
+  return tuple(dict.fromkeys((url.rsplit("/", 1)[-1], folder_archive)))
+
+
+def _find_cifar_python(path: pathlib.Path, name: str) -> pathlib.Path | None:
+  folder = METADATA[name].cifar_python_folder
+  candidates = [path, path / folder, *(path / archive for archive in _cifar_archive_names(name))]
   for candidate in candidates:
     if candidate.is_dir() and candidate.name == folder:
       return candidate
