@@ -155,6 +155,10 @@ def bench_weak(torch, z_numpy, num_sketches, *, threads, budget_s, min_repeats):
     contenders["jax_fixed_sketch"] = blocking(fixed_sketch, z, key, sketch)
     contenders["sketch_matmul"] = blocking(jax.jit(sketch_matmul_floor), z, sketch)
     contenders["jax_rng"] = blocking(draw, key)
+    # The library draws with classic Threefry; this is JAX's default draw of
+    # the same shape, for comparison.
+    default_draw = jax.jit(lambda key: jax.random.normal(key, (num_channels, num_sketches)))
+    contenders["jax_rng_default"] = blocking(default_draw, key)
 
   relative_difference = None
   if torch is not None:
@@ -244,8 +248,11 @@ def weak_row(size, result):
       timing.format_seconds(jax_time),
       timing.format_seconds(fixed_sketch_time),
       timing.format_seconds(medians["jax_rng"]) if "jax_rng" in medians else "-",
+      (timing.format_seconds(medians["jax_rng_default"])
+       if "jax_rng_default" in medians else "-"),
       timing.format_seconds(medians["matmul_floor"]),
       f"{fixed_sketch_time / medians['matmul_floor']:.2f}",
+      f"{jax_time / medians['matmul_floor']:.2f}",
       timing.format_seconds(medians["sketch_matmul"]) if "sketch_matmul" in medians else "-",
   ]
   if "torch" in medians:
@@ -276,9 +283,9 @@ def sigreg_row(size, result):
 
 
 WEAK_HEADER = (
-    "| N | C | K | jax | jax, given sketch | jax RNG | matmul floor | given sketch / floor "
-    "| sketch matmul | torch | torch RNG | torch / jax |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|")
+    "| N | C | K | jax | jax, given sketch | jax RNG | JAX default RNG | matmul floor "
+    "| given sketch / floor | jax / floor | sketch matmul | torch | torch RNG | torch / jax |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 SIGREG_HEADER = (
     "| N | C | M | jax | jax RNG | torch | torch RNG | torch / jax |\n"
     "|---|---|---|---|---|---|---|---|")
