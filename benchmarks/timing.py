@@ -76,6 +76,7 @@ def time_interleaved(
     max_repeats: int = 50,
     slow_repeats: int = 3,
     warmup: int = 1,
+    burst_s: float = 0.0,
     samples_out: dict[str, list[float]] | None = None,
 ) -> dict[str, float]:
   """Time each contender in interleaved rounds and return its median in seconds.
@@ -87,6 +88,14 @@ def time_interleaved(
   takes longer than `budget_s`, only `slow_repeats` rounds run, so that the
   largest sizes (seconds per call) keep the whole run within minutes.
 
+  With `burst_s > 0`, each contender runs back to back within a round, as
+  many times as fit in about `burst_s` (counted from one untimed call after
+  the warm-up), and its sample is the mean time per call of that burst.
+  Back-to-back calls are the steady state of a training loop. On the 2-core
+  benchmark machine, a call of 0.2 ms that ran after 0.5 ms of sleep took
+  1.7x as long as one that ran right after another call. The likely cause is
+  XLA's idle worker threads and cold caches, but that was not measured.
+
   Args:
     contenders: name -> zero-argument callable.
     budget_s: target wall time of all timed rounds together.
@@ -94,16 +103,26 @@ def time_interleaved(
     max_repeats: most timed rounds.
     slow_repeats: timed rounds when one round exceeds the budget.
     warmup: untimed calls of each contender before timing.
-    samples_out: when given, receives name -> the seconds of every timed
-      round, in round order, so that callers can pair contenders by round.
+    burst_s: target seconds of back-to-back calls per sample; 0 times single
+      calls.
+    samples_out: when given, receives name -> the seconds per call of every
+      timed round, in round order, so that callers can pair contenders by
+      round.
 
   Returns:
     name -> median seconds per call.
   """
   names = list(contenders)
+  calls_per_sample = {}
   for name in names:
     for _ in range(warmup):
       contenders[name]()
+    calls_per_sample[name] = 1
+    if burst_s > 0:
+      start = time.perf_counter()
+      contenders[name]()
+      seconds = time.perf_counter() - start
+      calls_per_sample[name] = max(1, min(1000, int(burst_s / max(seconds, 1e-9))))
 
   samples = {name: [] for name in names}
   repeats = max_repeats
@@ -111,13 +130,16 @@ def time_interleaved(
   while round_index < repeats:
     shift = round_index % len(names)
     for name in names[shift:] + names[:shift]:
+      calls = calls_per_sample[name]
       start = time.perf_counter()
-      contenders[name]()
-      samples[name].append(time.perf_counter() - start)
+      for _ in range(calls):
+        contenders[name]()
+      samples[name].append((time.perf_counter() - start) / calls)
 
     if round_index == 0:
       # The first timed round, after compilation, sets the number of rounds.
-      round_seconds = sum(values[0] for values in samples.values())
+      round_seconds = sum(values[0] * calls_per_sample[name]
+                          for name, values in samples.items())
       if round_seconds > budget_s:
         repeats = min(slow_repeats, min_repeats)
       else:
