@@ -1,5 +1,7 @@
 """Tests for the optimisers and learning-rate schedules built from a config."""
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +39,29 @@ def test_cosine_schedule_endpoints():
   np.testing.assert_allclose(schedule(0), 1e-3, rtol=1e-6)
   np.testing.assert_allclose(schedule(50), (1e-3 + 1e-5) / 2, rtol=1e-5)
   np.testing.assert_allclose(schedule(100), 1e-5, rtol=1e-5)
+
+
+def test_cosine_schedule_without_warmup_is_quiet(caplog):
+  config = _optimizer_config(schedule="cosine", final_learning_rate=1e-5)
+  expected = optax.warmup_cosine_decay_schedule(
+      init_value=0.0, peak_value=1e-3, warmup_steps=0, decay_steps=100, end_value=1e-5)
+  caplog.set_level(logging.INFO)
+  caplog.clear()
+
+  schedule = optimizers.make_schedule(1e-3, config, total_steps=100, steps_per_epoch=10)
+  values = [float(schedule(step)) for step in (0, 1, 37, 99, 100, 150)]
+
+  np.testing.assert_allclose(values, [float(expected(step)) for step in (0, 1, 37, 99, 100, 150)],
+                             rtol=1e-6)
+  assert "transition_steps" not in caplog.text
+
+
+def test_cosine_schedule_zero_learning_rate():
+  config = _optimizer_config(schedule="cosine")
+
+  schedule = optimizers.make_schedule(0.0, config, total_steps=10, steps_per_epoch=5)
+
+  assert float(schedule(3)) == 0.0
 
 
 def test_cosine_schedule_warmup():

@@ -80,6 +80,15 @@ def make_schedule(
         [warmup_steps],
     )
 
+  if warmup_steps == 0:
+    # optax's warmup variant logs an INFO line about its zero-step linear phase.
+    end_fraction = (
+        config_optimizer.final_learning_rate / base_learning_rate
+        if base_learning_rate else 0.0
+    )
+    return optax.cosine_decay_schedule(
+        base_learning_rate, decay_steps=total_steps, alpha=end_fraction
+    )
   return optax.warmup_cosine_decay_schedule(
       init_value=0.0,
       peak_value=base_learning_rate,
