@@ -1,7 +1,8 @@
-"""The shared body of the experiment entry points: pick a workdir, train, log.
+"""The shared body of the experiment entry points: flags, workdir, training, logs.
 
 Each entry point (`experiments/vit_cifar100.py`, `experiments/mlp_sgd.py`)
-defines its `--config` and `--workdir` flags and calls `run`.
+defines its `--config` and `--workdir` flags with `define_flags` and runs
+`absl.app.run(main_function(...))`.
 """
 
 import contextlib
@@ -9,8 +10,11 @@ import json
 import logging as python_logging
 import os
 
+from absl import app
+from absl import flags
 from absl import logging
 import ml_collections
+from ml_collections import config_flags
 import orbax.checkpoint
 
 from sigreg_jax.training import loop
@@ -57,6 +61,38 @@ def orbax_info_logs_dropped():
 def default_config_path(experiment: str) -> str:
   """Return the absolute path of `experiments/configs/<experiment>.py`."""
   return os.path.join(CONFIGS_DIR, f"{experiment}.py")
+
+
+def define_flags(experiment: str, example_variant: str):
+  """Define the `--config` and `--workdir` flags of one experiment's entry point.
+
+  Args:
+    experiment: name of the config file `experiments/configs/<experiment>.py`.
+    example_variant: a variant of that file, shown in the `--config` help.
+
+  Returns:
+    The `(config, workdir)` flag holders.
+  """
+  config = config_flags.DEFINE_config_file(
+      "config", default_config_path(experiment),
+      "Experiment config file, optionally with a variant after a colon: "
+      f"experiments/configs/{experiment}.py:{example_variant}. Override any "
+      "field with --config.<field>=<value>.")
+  workdir = flags.DEFINE_string(
+      "workdir", None,
+      "Directory for the config, metrics, checkpoints and summary; the run "
+      f"resumes from it. Default: workdirs/{experiment}-<variant>-<regularizer>.")
+  return config, workdir
+
+
+def main_function(config_flag, workdir_flag):
+  """Return the `main(argv)` for `absl.app.run` that trains the flags' config."""
+  def main(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    run(config_flag.value, workdir_flag.value)
+
+  return main
 
 
 def default_workdir(config: ml_collections.ConfigDict) -> str:

@@ -30,26 +30,11 @@ Offline, on the CIFAR-10 image-folder archive:
 
 from absl import app
 from absl import flags
-from ml_collections import config_flags
 
 from experiments import launch
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", launch.default_config_path("vit_cifar100"),
-    "Experiment config file, optionally with a variant after a colon: "
-    "experiments/configs/vit_cifar100.py:muon. Override any field with "
-    "--config.<field>=<value>.")
-_WORKDIR = flags.DEFINE_string(
-    "workdir", None,
-    "Directory for the config, metrics, checkpoints and summary; the run "
-    "resumes from it. Default: workdirs/vit_cifar100-<variant>-<regularizer>.")
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  launch.run(_CONFIG.value, _WORKDIR.value)
-
+_CONFIG, _WORKDIR = launch.define_flags("vit_cifar100", example_variant="muon")
+flags.adopt_module_key_flags(launch)  # So that --help lists --config and --workdir.
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(launch.main_function(_CONFIG, _WORKDIR))
