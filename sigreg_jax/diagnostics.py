@@ -15,7 +15,17 @@ Array = jax.Array
 
 @jax.jit
 def _covariance_eigenvalues(z: Array) -> Array:
-  covariance = regularizers._covariance(z.astype(jnp.float32))
+  """Returns the covariance eigenvalues of `z` divided by its largest centred entry.
+
+  Both ranks are scale-free, and the rescaling keeps features as large as
+  1e25 from overflowing the float32 covariance.
+  """
+  centered = z.astype(jnp.float32)
+  centered = centered - jnp.mean(centered, axis=0)
+  scale = jnp.max(jnp.abs(centered))
+  # NaN or infinite features give a NaN scale, which the ranks report.
+  centered = centered / jnp.where(scale == 0, 1.0, scale)
+  covariance = regularizers._covariance(centered)
   # Round-off can leave tiny negative eigenvalues of a positive semi-definite
   # matrix, and they carry no variance.
   return jnp.maximum(jnp.linalg.eigvalsh(covariance), 0.0)
@@ -61,8 +71,8 @@ def participation_ratio(z: Array) -> Array:
   .. math::
     \mathrm{PR} = \frac{(\sum_i \lambda_i)^2}{\sum_i \lambda_i^2}
 
-  It lies in `[1, channels]`, is 0 for a batch with no variance at all, and
-  is NaN when `z` contains a NaN or an infinity.
+  It lies in `[1, min(batch - 1, channels)]`, is 0 for a batch with no
+  variance at all, and is NaN when `z` contains a NaN or an infinity.
 
   Args:
     z: features of shape `[batch, channels]`, floating point, batch >= 2; a
@@ -98,7 +108,8 @@ def entropy_effective_rank(z: Array) -> Array:
   Roy and Vetterli define it on the singular values of a matrix. Here it is
   applied to the covariance eigenvalues, which are the squared singular
   values of the centred batch divided by `batch - 1`. It lies in
-  `[1, channels]` and is 0 for a batch with no variance at all.
+  `[1, min(batch - 1, channels)]`, is 0 for a batch with no variance at
+  all, and is NaN when `z` contains a NaN or an infinity.
 
   Args:
     z: features of shape `[batch, channels]`, floating point, batch >= 2; a

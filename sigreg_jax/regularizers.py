@@ -64,7 +64,38 @@ def _check_features(z: Array, name: str = "z") -> None:
     )
 
 
+def _check_key(key: Any) -> None:
+  """Raises unless `key` is a typed PRNG key or a raw uint32 key array."""
+  dtype = getattr(key, "dtype", None)
+  shape = tuple(getattr(key, "shape", ()))
+  if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+    if shape:
+      raise ValueError(
+          f"key must be a single PRNG key, got an array of {shape} keys; pass"
+          " one, for example keys[0], or use jax.vmap over the keys."
+      )
+    return
+  # Raw keys from jax.random.PRNGKey: uint32[2] (threefry) or uint32[4] (rbg).
+  if dtype == jnp.uint32 and shape in ((2,), (4,)):
+    return
+  description = (
+      f"{type(key).__name__}" if dtype is None else f"an array of dtype {dtype}"
+      f" and shape {shape}"
+  )
+  raise TypeError(
+      f"key must be a JAX PRNG key, got {description}; create one with"
+      " jax.random.key(seed)."
+  )
+
+
 def _check_count(value: Any, name: str) -> int:
+  if isinstance(value, jax.core.Tracer):
+    raise TypeError(
+        f"{name} must be a Python int known while tracing, got a traced"
+        f" value; under jax.jit, mark it static, for example"
+        f" jax.jit(fn, static_argnames=({name!r},)), or bind it with"
+        f" functools.partial(fn, {name}=...)."
+    )
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
     raise TypeError(f"{name} must be a Python int, got {value!r}.")
   if value < 1:
@@ -87,12 +118,23 @@ def _check_grid(t_max: Any, num_knots: Any) -> tuple[float, int]:
     t_max = float(t_max)
   except (TypeError, jax.errors.ConcretizationTypeError) as error:
     raise TypeError(
-        f"t_max must be a Python float known while tracing, got {t_max!r}."
+        f"t_max must be a Python float known while tracing, got {t_max!r};"
+        " under jax.jit, mark it static, for example jax.jit(fn,"
+        " static_argnames=('t_max',)), or bind it with"
+        " functools.partial(fn, t_max=...)."
     ) from error
   if not t_max > 0.0 or not math.isfinite(t_max):
     raise ValueError(
         f"t_max must be positive and finite, got {t_max}; use, for example,"
         " 3.0 (the LeJEPA default) or 5.0 (the Weak-SIGReg paper's grid)."
+    )
+  spacing = t_max / (num_knots - 1)
+  if np.float32(np.exp(-np.square(spacing) / 2.0)) == 0.0:
+    raise ValueError(
+        f"t_max={t_max} with num_knots={num_knots} spaces the knots"
+        f" {spacing:.3g} apart, so every knot after t = 0 gets the weight"
+        " exp(-t^2 / 2) = 0 in float32 and the loss is 0 for any input; use"
+        " t_max of at most about 5 (the weight at 5 is 4e-6) or more knots."
     )
   return t_max, int(num_knots)
 
@@ -224,7 +266,14 @@ def gaussian_sketch(key: Array, num_channels: int, num_sketches: int) -> Array:
   Returns:
     A float32 array of shape `[num_channels, num_sketches]` with
     `E[S^T S] = I_K`.
+
+  Raises:
+    TypeError, ValueError: for a key that is not a PRNG key or counts that
+      are not positive Python ints.
   """
+  _check_key(key)
+  num_channels = _check_count(num_channels, "num_channels")
+  num_sketches = _check_count(num_sketches, "num_sketches")
   gaussian = _standard_normal(key, (num_channels, num_sketches))
   return gaussian * (1.0 / math.sqrt(num_channels))
 
@@ -243,7 +292,21 @@ def orthogonal_sketch(key: Array, num_channels: int, num_sketches: int) -> Array
   Returns:
     A float32 array of shape `[num_channels, num_sketches]` with
     `S^T S = I_K`.
+
+  Raises:
+    TypeError, ValueError: for a key that is not a PRNG key, counts that are
+      not positive Python ints, or `num_channels < num_sketches`.
   """
+  _check_key(key)
+  num_channels = _check_count(num_channels, "num_channels")
+  num_sketches = _check_count(num_sketches, "num_sketches")
+  if num_channels < num_sketches:
+    raise ValueError(
+        f"An orthogonal sketch needs num_channels >= num_sketches, got"
+        f" num_channels={num_channels} and num_sketches={num_sketches};"
+        " lower num_sketches or skip the sketch (weak_sigreg does when"
+        " num_channels <= num_sketches)."
+    )
   gaussian = _standard_normal(key, (num_channels, num_sketches))
   q, r = jnp.linalg.qr(gaussian, mode="reduced")
   signs = jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0)
@@ -317,7 +380,8 @@ def weak_sigreg(
     A float32 scalar.
 
   Raises:
-    TypeError: when `z` is not an array.
+    TypeError: when `key` is not a PRNG key, `z` is not an array, or
+      `num_sketches` is not a Python int (under `jax.jit`, mark it static).
     ValueError: when `z` is not of rank 2, not floating point, or has fewer
       than 2 rows or no channels, when `num_sketches < 1`, or for an unknown
       `sketch`.
@@ -338,6 +402,7 @@ def weak_sigreg(
     Akbar, "Weak-SIGReg: Covariance Regularization for Stable Deep Learning",
     2026, arXiv:2603.05924.
   """
+  _check_key(key)
   _check_features(z)
   num_sketches = _check_count(num_sketches, "num_sketches")
   if sketch not in SKETCHES:
@@ -386,6 +451,9 @@ def unit_directions(key: Array, num_channels: int, num_slices: int) -> Array:
     A float32 array of shape `[num_channels, num_slices]` whose columns have
     unit L2 norm.
   """
+  _check_key(key)
+  num_channels = _check_count(num_channels, "num_channels")
+  num_slices = _check_count(num_slices, "num_slices")
   directions = _standard_normal(key, (num_channels, num_slices))
   return _normalize_columns(directions)
 
@@ -620,6 +688,10 @@ def sigreg_per_slice(
   `jax.jit` with `z` sharded over the batch the statistics are those of the
   global batch.
 
+  Only reverse-mode autodiff is supported (`jax.grad`, `jax.vjp`): the
+  memory bound comes from a custom VJP, and `jax.jvp` or `jax.jacfwd` raise
+  for custom VJPs.
+
   Args:
     key: a JAX PRNG key. The directions depend on `key` alone.
     z: features of shape `[batch, channels]`, floating point, batch >= 2.
@@ -632,10 +704,13 @@ def sigreg_per_slice(
     A float32 array of shape `[num_slices]`.
 
   Raises:
-    TypeError: when `z` is not an array.
+    TypeError: when `key` is not a PRNG key, `z` is not an array, or the
+      grid or `num_slices` are not Python numbers (under `jax.jit`, mark them
+      static).
     ValueError: for a `z` that is not of rank 2, not floating point or has
       fewer than 2 rows or no channels, `num_slices < 1`, `num_knots` even or
-      below 3, or `t_max <= 0`.
+      below 3, `t_max <= 0`, or knots so far apart that every knot after
+      `t = 0` has zero weight in float32.
 
   Example:
     >>> import jax
@@ -651,6 +726,7 @@ def sigreg_per_slice(
     Balestriero and LeCun, "LeJEPA: Provable and Scalable Self-Supervised
     Learning Without the Heuristics", 2025, arXiv:2511.08544.
   """
+  _check_key(key)
   _check_features(z)
   num_slices = _check_count(num_slices, "num_slices")
   t_max, num_knots = _check_grid(t_max, num_knots)
@@ -689,7 +765,8 @@ def sigreg(
     A float32 scalar.
 
   Raises:
-    ValueError: as `sigreg_per_slice`.
+    TypeError, ValueError: as `sigreg_per_slice`, which also explains why
+      only reverse-mode autodiff is supported.
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -729,10 +806,16 @@ def step_key(key: Array, step: int | Array) -> Array:
 
   Args:
     key: the run's regulariser key.
-    step: the step number, a Python int or an integer scalar array.
+    step: the step number, a Python int in `[0, 2**32)` or an integer scalar
+      array.
 
   Returns:
     A new key, different for every step.
+
+  Raises:
+    TypeError: for a key that is not a PRNG key, or a step that is not an
+      integer (floats are rejected, not truncated).
+    ValueError: for a Python int step outside `[0, 2**32)`.
 
   Example:
     >>> import jax
@@ -742,6 +825,27 @@ def step_key(key: Array, step: int | Array) -> Array:
     ...      == jax.random.key_data(jax.random.fold_in(jax.random.key(0), 10))))
     True
   """
+  _check_key(key)
+  if isinstance(step, bool):
+    raise TypeError(f"step must be an integer, got {step!r}; pass the step counter.")
+  if isinstance(step, (int, np.integer)):
+    if not 0 <= step < 2**32:
+      raise ValueError(
+          f"step must be in [0, 2**32), got {step}; pass the training step"
+          " counter, which starts at 0."
+      )
+  elif hasattr(step, "dtype"):
+    if not jnp.issubdtype(step.dtype, jnp.integer) or jnp.ndim(step) != 0:
+      raise TypeError(
+          f"step must be an integer scalar, got an array of dtype {step.dtype}"
+          f" and shape {jnp.shape(step)}; pass an integer scalar, for example"
+          " step.astype(jnp.int32) for a whole-valued float."
+      )
+  else:
+    raise TypeError(
+        f"step must be an integer, got {step!r}; pass the step counter, for"
+        " example int(step)."
+    )
   return jax.random.fold_in(key, step)
 
 

@@ -120,6 +120,27 @@ def test_invalid_features_raise(z, message):
     sigreg_jax.effective_rank(z)
 
 
+@pytest.mark.parametrize("scale", [1e-20, 1e25])
+def test_ranks_are_scale_free(scale):
+  z = anisotropic_features(2)
+
+  scaled = sigreg_jax.effective_rank(z * np.float32(scale))
+  expected = sigreg_jax.effective_rank(z)
+
+  np.testing.assert_allclose(scaled["participation_ratio"], expected["participation_ratio"],
+                             rtol=1e-4)
+  np.testing.assert_allclose(scaled["entropy_rank"], expected["entropy_rank"], rtol=1e-4)
+
+
+def test_rank_at_most_batch_minus_one():
+  z = np.random.default_rng(3).standard_normal((4, 64)).astype(np.float32)
+
+  ranks = sigreg_jax.effective_rank(z)
+
+  assert float(ranks["participation_ratio"]) <= 3.0 + 1e-4
+  assert float(ranks["entropy_rank"]) <= 3.0 + 1e-4
+
+
 @pytest.mark.parametrize("bad_value", [np.nan, np.inf])
 def test_non_finite_features_give_nan(bad_value):
   # A NaN must not read as a fully collapsed (rank 0) representation.

@@ -117,8 +117,8 @@ def test_weak_collapsed_is_sqrt_min(sketch, num_channels, num_sketches):
 
 def test_weak_collapsed_gradient_is_zero():
   # Zero in exact arithmetic. In float32 the batch mean of the sketched rows
-  # is rounded, so the centred rows are about 1e-8, not exactly 0; gradients
-  # of the isotropic batch below are about 1e-2.
+  # is rounded, so the centred rows are about 1e-8 rather than exactly 0. The
+  # largest gradient entry of the isotropic batch below is about 0.1.
   z = jnp.ones((16, 64))
   grad_fn = jax.grad(sigreg_jax.weak_sigreg, argnums=1)
 
@@ -699,6 +699,69 @@ def test_non_integer_count_raises():
     sigreg_jax.sigreg(KEY, jnp.zeros((8, 4)), num_slices=2.5)
 
 
+@pytest.mark.parametrize(
+    "regularizer", [sigreg_jax.weak_sigreg, sigreg_jax.sigreg]
+)
+def test_non_key_raises(regularizer):
+  # Also without a sketch (C <= K), where the key would go unused.
+  with pytest.raises(TypeError, match="jax.random.key"):
+    regularizer(0, jnp.zeros((8, 4)))
+
+
+def test_batch_of_keys_raises():
+  with pytest.raises(ValueError, match="single PRNG key"):
+    sigreg_jax.weak_sigreg(jax.random.split(KEY, 2), jnp.zeros((8, 4)))
+
+
+def test_raw_uint32_key_accepted():
+  z = normal(17, (16, 32))
+
+  value = sigreg_jax.weak_sigreg(jax.random.PRNGKey(0), z, num_sketches=8)
+
+  assert np.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    "regularizer, option, value",
+    [
+        (sigreg_jax.weak_sigreg, "num_sketches", 8),
+        (sigreg_jax.sigreg, "num_slices", 8),
+        (sigreg_jax.sigreg, "t_max", 2.0),
+    ],
+)
+def test_traced_option_names_static_fix(regularizer, option, value):
+  with pytest.raises(TypeError, match="static_argnames"):
+    jax.jit(regularizer)(KEY, jnp.zeros((8, 16)), **{option: value})
+
+  static = jax.jit(regularizer, static_argnames=(option,))
+
+  assert np.isfinite(static(KEY, normal(18, (8, 16)), **{option: value}))
+
+
+def test_grid_with_zero_weights_raises():
+  with pytest.raises(ValueError, match="= 0 in float32"):
+    sigreg_jax.sigreg(KEY, jnp.zeros((8, 4)), t_max=1e6)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: sigreg_jax.gaussian_sketch(KEY, 0, 2), ValueError,
+         "num_channels must be at least 1"),
+        (lambda: sigreg_jax.unit_directions(KEY, 4, 0), ValueError,
+         "num_slices must be at least 1"),
+        (lambda: sigreg_jax.orthogonal_sketch(KEY, 2, 4), ValueError,
+         "num_channels >= num_sketches"),
+        (lambda: sigreg_jax.gaussian_sketch(0, 4, 2), TypeError, "PRNG key"),
+    ],
+    ids=["gaussian_zero_channels", "directions_zero_slices",
+         "orthogonal_too_few_channels", "gaussian_int_key"],
+)
+def test_draw_helpers_check_inputs(call, error, message):
+  with pytest.raises(error, match=message):
+    call()
+
+
 # Training-loop helpers.
 
 
@@ -721,6 +784,32 @@ def test_mean_over_layers_folds_in_layer_index():
 def test_mean_over_layers_rejects_empty_list():
   with pytest.raises(ValueError, match="at least one"):
     sigreg_jax.mean_over_layers(sigreg_jax.sigreg, KEY, [])
+
+
+@pytest.mark.parametrize(
+    "step, error, message",
+    [
+        (3.5, TypeError, "must be an integer, got 3.5"),
+        (True, TypeError, "must be an integer, got True"),
+        (-1, ValueError, r"\[0, 2\*\*32\), got -1"),
+        (np.float32(3.0), TypeError, "dtype float32"),
+        (jnp.zeros(2, jnp.int32), TypeError, r"shape \(2,\)"),
+    ],
+    ids=["float", "bool", "negative", "float_array", "vector"],
+)
+def test_step_key_rejects_bad_steps(step, error, message):
+  with pytest.raises(error, match=message):
+    sigreg_jax.step_key(KEY, step)
+
+
+def test_step_key_accepts_integer_types():
+  expected = jax.random.key_data(jax.random.fold_in(KEY, 5))
+
+  for step in (5, np.int64(5), jnp.int32(5)):
+    np.testing.assert_array_equal(
+        jax.random.key_data(sigreg_jax.step_key(KEY, step)), expected)
+  traced = jax.jit(sigreg_jax.step_key)(KEY, jnp.uint32(5))
+  np.testing.assert_array_equal(jax.random.key_data(traced), expected)
 
 
 def test_step_key_is_fold_in():
