@@ -104,6 +104,9 @@ def default_workdir(config: ml_collections.ConfigDict) -> str:
 def run(config: ml_collections.ConfigDict, workdir: str | None) -> dict:
   """Train and evaluate `config` in `workdir` and log the summary.
 
+  A run stopped early by SIGTERM or Ctrl-C returns normally, after a final
+  log line with the step, the signal and the saved checkpoint.
+
   Orbax's INFO records are dropped while training; see
   `orbax_info_logs_dropped`.
 
@@ -125,4 +128,11 @@ def run(config: ml_collections.ConfigDict, workdir: str | None) -> dict:
 
   logging.info("Summary of %s: %s", workdir,
                json.dumps(summary, indent=2, sort_keys=True, default=str))
+  if summary["preempted"]:
+    # The process still exits with status 0, so this line and summary.json's
+    # "preempted" are what tell an early stop from a finished run.
+    logging.warning(
+        "Stopped early at step %d after %s and saved the checkpoint %s. Rerun "
+        "the same command to resume from step %d.", summary["step"],
+        summary["stop_signal"], summary["checkpoint"], summary["step"])
   return summary

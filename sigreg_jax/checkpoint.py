@@ -247,6 +247,8 @@ class PreemptionWatcher:
   def __init__(self, manager: CheckpointManager | None = None):
     self._manager = manager
     self._requested = threading.Event()
+    # The first signal that requested the stop, such as "SIGTERM", or None.
+    self.signal_name: str | None = None
     self._previous_handlers: dict[int, Any] = {}
     self._multi_process = jax.process_count() > 1
 
@@ -261,6 +263,7 @@ class PreemptionWatcher:
           "Ctrl-C again to stop at once without saving", name)
     else:
       logger.warning("Received %s; saving a checkpoint at the next step boundary", name)
+    self.signal_name = name
     self._requested.set()
 
   def __enter__(self) -> "PreemptionWatcher":
@@ -277,6 +280,9 @@ class PreemptionWatcher:
   def should_stop(self, step: int) -> bool:
     """Returns whether a preemption was requested, as of ``step``."""
     if self._multi_process and self._manager is not None:
-      # NOTE: not exercised by the tests, which run a single process.
-      return self._manager._manager.reached_preemption(step)
+      if not self._manager._manager.reached_preemption(step):
+        return False
+      # JAX's preemption service raises the notice on a SIGTERM to any process.
+      self.signal_name = "SIGTERM"
+      return True
     return self._requested.is_set()

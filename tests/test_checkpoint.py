@@ -87,14 +87,17 @@ def test_preemption_watcher_catches_sigterm():
     assert not watcher.should_stop(1)
     os.kill(os.getpid(), signal.SIGTERM)
     assert watcher.should_stop(2)
+    assert watcher.signal_name == "SIGTERM"
   assert signal.getsignal(signal.SIGTERM) is previous
 
 
 def test_preemption_watcher_catches_ctrl_c():
   previous = signal.getsignal(signal.SIGINT)
   with checkpoint_lib.PreemptionWatcher() as watcher:
+    assert watcher.signal_name is None
     signal.raise_signal(signal.SIGINT)
     assert watcher.should_stop(1)
+    assert watcher.signal_name == "SIGINT"
 
     # A second Ctrl-C stops at once.
     with pytest.raises(KeyboardInterrupt):

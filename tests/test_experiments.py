@@ -381,3 +381,35 @@ def test_orbax_save_logs_dropped_user_logs_kept(tmp_path):
   assert "user line" in output
   assert "orbax" not in output.lower()
   assert filters_after == []
+
+
+def _run_with_summary(monkeypatch, caplog, summary):
+  """Run `launch.run` with a stub trainer that returns `summary`, and return the log records."""
+  monkeypatch.setattr(launch.loop, "train_and_evaluate",
+                      lambda config, workdir: dict(summary))
+  config = vit_cifar100.get_config()
+  with caplog.at_level(logging.INFO):
+    launch.run(config, "workdirs/run")
+  return caplog.records
+
+
+def test_run_logs_early_stop_last(monkeypatch, caplog):
+  summary = {"step": 40, "preempted": True, "stop_signal": "SIGINT",
+             "checkpoint": "/runs/vit/checkpoints/40"}
+
+  records = _run_with_summary(monkeypatch, caplog, summary)
+
+  assert records[-1].levelno == logging.WARNING
+  assert records[-1].getMessage() == (
+      "Stopped early at step 40 after SIGINT and saved the checkpoint "
+      "/runs/vit/checkpoints/40. Rerun the same command to resume from step 40.")
+
+
+def test_finished_run_logs_no_early_stop(monkeypatch, caplog):
+  summary = {"step": 7, "preempted": False,
+             "checkpoint": "/runs/vit/checkpoints/7"}
+
+  records = _run_with_summary(monkeypatch, caplog, summary)
+
+  assert records[-1].getMessage().startswith("Summary of workdirs/run")
+  assert not [record for record in records if "Stopped early" in record.getMessage()]

@@ -52,6 +52,8 @@ def test_run_writes_outputs(tmp_path):
 
   assert summary["step"] == 8
   assert summary["preempted"] is False
+  assert "stop_signal" not in summary
+  assert summary["checkpoint"] == str(tmp_path / "checkpoints" / "8")
   assert summary["num_evaluations"] == 2
   evals = _records(tmp_path, "eval")
   assert sorted(evals) == [4, 8]
@@ -162,6 +164,50 @@ def test_invalid_config_raises_before_writing(tmp_path, field, value, message):
     loop.train_and_evaluate(config, str(workdir), devices=jax.devices()[:1])
 
   assert not workdir.exists()
+
+
+@pytest.mark.parametrize("regularizer", ["none", "weak", "strong"])
+@pytest.mark.parametrize("batch_size", [0, 1])
+def test_batch_size_below_two_raises(tmp_path, regularizer, batch_size):
+  config = tiny_config(regularizer=regularizer)
+  config.batch_size = batch_size
+  workdir = tmp_path / "run"
+
+  with pytest.raises(ValueError, match=f"config.batch_size must be at least 2, got {batch_size}"):
+    loop.train_and_evaluate(config, str(workdir), devices=jax.devices()[:1])
+
+  assert not workdir.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("num_sketches", 0, "invalid config.weak: num_sketches must be at least 1"),
+        ("sketch", "orth", "invalid config.weak: sketch must be one of"),
+    ],
+)
+def test_baseline_checks_weak_config(tmp_path, field, value, message):
+  # A run without a regulariser still logs Weak-SIGReg with config.weak.
+  config = tiny_config(regularizer="none")
+  config.weak[field] = value
+  workdir = tmp_path / "run"
+
+  with pytest.raises(ValueError, match=message) as error:
+    loop.train_and_evaluate(config, str(workdir), devices=jax.devices()[:1])
+
+  assert "config.regularizer 'none' uses config.weak" in str(error.value)
+  assert not workdir.exists()
+
+
+def test_strong_run_ignores_weak_config(tmp_path):
+  config = tiny_config(regularizer="strong")
+  config.weak.num_sketches = 0
+  config.max_steps = 1
+
+  summary = loop.train_and_evaluate(
+      config, str(tmp_path), dataset=DATASET, devices=jax.devices()[:1])
+
+  assert summary["step"] == 1
 
 
 def test_invalid_strong_grid_raises(tmp_path):
@@ -285,5 +331,9 @@ def test_sigterm_saves_and_exits(tmp_path):
   assert child.returncode == 0, stderr[-3000:]
   summary = json.loads(stdout.split("SUMMARY", 1)[1])
   assert summary["preempted"] is True
+  assert summary["stop_signal"] == "SIGTERM"
   assert 1 <= summary["step"] < 100000 * 4
   assert os.listdir(os.path.join(workdir, "checkpoints")) == [str(summary["step"])]
+  assert summary["checkpoint"] == os.path.join(workdir, "checkpoints", str(summary["step"]))
+  assert (f"Stopping early at step {summary['step']} of 400000 after SIGTERM; saving the "
+          f"checkpoint {summary['checkpoint']}") in stderr

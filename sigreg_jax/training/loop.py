@@ -27,6 +27,7 @@ from sigreg_jax import diagnostics
 from sigreg_jax import distributed
 from sigreg_jax import models
 from sigreg_jax import parallel
+from sigreg_jax import regularizers
 from sigreg_jax.data import pipeline
 from sigreg_jax.data import sources
 from sigreg_jax.training import loss as loss_lib
@@ -178,6 +179,11 @@ def _summarise(records: list[dict[str, Any]], *, step: int, preempted: bool) -> 
   return summary
 
 
+def _checkpoint_path(checkpoints: checkpoint_lib.CheckpointManager, step: int) -> str:
+  """Returns the directory of the checkpoint of ``step``, named by its step as Orbax does."""
+  return os.path.join(checkpoints.directory, str(step))
+
+
 def _check_config(config: Any) -> None:
   """Rejects invalid run settings before any data is loaded or file written."""
   for name in ("log_every_steps", "eval_every_epochs", "num_epochs"):
@@ -189,6 +195,7 @@ def _check_config(config: Any) -> None:
         "to train for config.num_epochs")
   if config.seed < 0:
     raise ValueError(f"config.seed must be >= 0, got {config.seed}")
+  _check_batch_size(config.batch_size)
 
   if config.regularizer not in loss_lib.REGULARIZERS:
     raise ValueError(
@@ -200,17 +207,45 @@ def _check_config(config: Any) -> None:
     raise ValueError(f"invalid config.alpha: {error}") from error
 
   # Trace the regulariser once on a tiny batch, so that a bad num_sketches,
-  # num_slices or grid fails now, not after the data set has loaded.
-  regularizer, kwargs = loss_lib.make_regularizer(config)
-  if regularizer is not None:
-    try:
-      jax.eval_shape(
-          functools.partial(regularizer, **kwargs),
-          jax.random.key(0),
-          jax.ShapeDtypeStruct((2, 2), np.float32),
-      )
-    except (TypeError, ValueError) as error:
-      raise ValueError(f"invalid config.{config.regularizer}: {error}") from error
+  # sketch, num_slices or grid fails now, not after the data set has loaded.
+  # A run without a regulariser still logs Weak-SIGReg with config.weak.
+  if config.regularizer == "none":
+    _check_regularizer_config(
+        regularizers.weak_sigreg, config.weak, "weak",
+        note=" A run with config.regularizer 'none' uses config.weak to log Weak-SIGReg.")
+  else:
+    regularizer, kwargs = loss_lib.make_regularizer(config)
+    _check_regularizer_config(regularizer, kwargs, config.regularizer)
+
+
+def _check_batch_size(batch_size: Any) -> None:
+  """Rejects a global batch that gives the regulariser fewer than 2 rows."""
+  if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+    raise ValueError(
+        f"config.batch_size must be an integer, got {batch_size!r}. Set a whole "
+        "number, for example --config.batch_size=128")
+  # Every run evaluates Weak-SIGReg or SIGReg on each layer's features of the
+  # whole global batch, however it is split over processes and devices.
+  if batch_size < 2:
+    raise ValueError(
+        f"config.batch_size must be at least 2, got {batch_size}, because the "
+        "regulariser (also logged when config.regularizer is 'none') estimates "
+        "a covariance or characteristic function across the rows of the global "
+        "batch. Set --config.batch_size=2 or more, a multiple of the number of "
+        "devices")
+
+
+def _check_regularizer_config(
+    regularizer: Any, settings: Any, name: str, *, note: str = "") -> None:
+  """Raises a ValueError naming ``config.<name>`` if ``regularizer`` rejects ``settings``."""
+  try:
+    jax.eval_shape(
+        functools.partial(regularizer, **dict(settings)),
+        jax.random.key(0),
+        jax.ShapeDtypeStruct((2, 2), np.float32),
+    )
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"invalid config.{name}: {error}{note}") from error
 
 
 def train_and_evaluate(
@@ -237,9 +272,11 @@ def train_and_evaluate(
     devices: the devices of the data mesh; all devices when None.
 
   Returns:
-    The summary: ``step`` reached, ``preempted``, ``best_test_accuracy`` (and
-    its step) over all evaluations, ``final_test_accuracy``,
-    ``final_test_loss`` and ``final_train_loss``.
+    The summary: ``step`` reached, ``preempted``, ``checkpoint`` (the
+    directory of the checkpoint of ``step``), ``best_test_accuracy`` (and its
+    step) over all evaluations, ``final_test_accuracy``, ``final_test_loss``
+    and ``final_train_loss``. A preempted run also has ``stop_signal``, the
+    name of the signal that stopped it, such as ``"SIGTERM"``.
 
   Raises:
     ValueError: if the config is invalid, the batch size does not split over
@@ -390,7 +427,9 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
 
       if watcher.should_stop(step):
         _check_finite(*pending)
-        logger.warning("Preempted at step %d; saving a checkpoint and stopping", step)
+        logger.warning(
+            "Stopping early at step %d of %d after %s; saving the checkpoint %s",
+            step, last_step, watcher.signal_name, _checkpoint_path(checkpoints, step))
         if checkpoints.latest_step() != step:
           checkpoints.save(step, state, force=True)
         preempted = True
@@ -406,6 +445,9 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
 
   summary = _summarise(records, step=step, preempted=preempted)
   summary["num_parameters"] = int(num_parameters)
+  summary["checkpoint"] = _checkpoint_path(checkpoints, step)
+  if preempted:
+    summary["stop_signal"] = watcher.signal_name
   _write_json(os.path.join(workdir, "summary.json"), summary)
   logger.info("Run in %s stopped at step %d: %s", workdir, step, summary)
   return summary
