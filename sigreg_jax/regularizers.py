@@ -62,6 +62,17 @@ def _check_features(z: Array, name: str = "z") -> None:
         f"{name} must have at least 1 channel, got shape {shape}; check the"
         " layer that produces the features."
     )
+  if jax.sharding.get_abstract_mesh().empty and isinstance(z, jax.Array):
+    mesh = getattr(getattr(jax.typeof(z), "sharding", None), "mesh", None)
+    if mesh is not None and any(
+        axis_type == jax.sharding.AxisType.Explicit
+        for axis_type in mesh.axis_types
+    ):
+      raise ValueError(
+          f"{name} is sharded over a mesh with Explicit axes {mesh.axis_names},"
+          " but no mesh is set; JAX computes on such arrays only inside"
+          " `with jax.set_mesh(mesh):`, so call the regulariser there."
+      )
 
 
 def _check_key(key: Any) -> None:

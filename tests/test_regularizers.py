@@ -574,6 +574,15 @@ def test_explicit_mesh(regularizer):
   np.testing.assert_allclose(grad, expected_grad, rtol=1e-4, atol=1e-7)
 
 
+def test_explicit_array_outside_mesh_raises():
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+  with jax.set_mesh(mesh):
+    sharded = jax.device_put(jnp.asarray(normal(19, (64, 12))), P("data", None))
+
+  with pytest.raises(ValueError, match="jax.set_mesh"):
+    sigreg_jax.weak_sigreg(KEY, sharded)
+
+
 def test_explicit_mesh_channel_sharded():
   z = jnp.asarray(normal(13, (16, 64)))
   expected = sigreg_jax.weak_sigreg(KEY, z, num_sketches=8)
