@@ -6,7 +6,7 @@ overlays the runs, one colour per run, so a baseline and a regularised run
 compare at a glance:
 
     python -m experiments.plot workdirs/vit_cifar100-collapse-none \
-        workdirs/vit_cifar100-collapse-weak --output docs/vit.png
+        workdirs/vit_cifar100-collapse-weak --output workdirs/vit.png
 """
 
 import dataclasses
@@ -24,8 +24,9 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-_OUTPUT = flags.DEFINE_string("output", "runs.png",
-                              "Path of the PNG file to write.")
+_OUTPUT = flags.DEFINE_string("output", "workdirs/runs.png",
+                              "Path of the PNG file to write; missing folders "
+                              "are created.")
 _LABELS = flags.DEFINE_list(
     "labels", None,
     "Legend label per workdir, comma separated, in the order of the workdirs. "
@@ -157,6 +158,7 @@ def plot_runs(runs: Sequence[Run], output: str, title: str | None = None):
   if title:
     figure.suptitle(title)
   figure.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   figure.savefig(output, dpi=72)
   plt.close(figure)
 

@@ -323,6 +323,20 @@ def test_load_run_converts_steps_to_epochs(tmp_path):
   assert [r["step"] for r in run.evaluation] == [10]
 
 
+def test_plot_creates_output_folder(tmp_path):
+  workdir = tmp_path / "run"
+  _write_metrics(workdir, [
+      dict(step=5, kind="train", epoch=0.5, accuracy=0.1, cross_entropy=2.3),
+      dict(step=10, kind="eval", test_accuracy=0.2, test_loss=2.2,
+           test_entropy_rank=[3.0, 4.0], test_participation_ratio=[2.0, 3.0]),
+  ])
+  output = tmp_path / "new" / "folder" / "runs.png"
+
+  plot.plot_runs([plot.load_run(str(workdir))], str(output))
+
+  assert output.is_file()
+
+
 def test_plot_runs_without_regularizer(tmp_path):
   workdir = tmp_path / "baseline"
   _write_metrics(workdir, [
