@@ -37,6 +37,12 @@ RUN_CONTROL_FIELDS = (
 )
 
 
+# Fields added to the config after runs had been saved, with the value that
+# reproduces the older behaviour. At that value they are left out of the
+# fingerprint, so that checkpoints saved before the field existed still resume.
+FIELDS_ADDED_LATER = {"alpha_warmup_epochs": 0.0}
+
+
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
   flat = {}
   for key, value in tree.items():
@@ -51,13 +57,18 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def trajectory_config(config: Any) -> dict[str, Any]:
   """Returns the config fields that shape training, flattened and JSON-normalised.
 
-  Every field except ``RUN_CONTROL_FIELDS`` is kept; nested ConfigDicts become
+  Every field except ``RUN_CONTROL_FIELDS``, and ``FIELDS_ADDED_LATER`` at
+  their old-behaviour value, is kept; nested ConfigDicts become
   dotted names (``optimizer.learning_rate``) and tuples become lists, as they
   would after a JSON round trip.
   """
   as_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
   flat = _flatten(as_dict)
-  kept = {name: value for name, value in flat.items() if name not in RUN_CONTROL_FIELDS}
+  kept = {
+      name: value for name, value in flat.items()
+      if name not in RUN_CONTROL_FIELDS
+      and not (name in FIELDS_ADDED_LATER and value == FIELDS_ADDED_LATER[name])
+  }
   return json.loads(json.dumps(kept, sort_keys=True, default=str))
 
 

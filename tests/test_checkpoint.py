@@ -41,6 +41,14 @@ def test_fingerprint_ignores_run_control_fields():
   assert checkpoint_lib.config_fingerprint(_config(seed=1)) != base
 
 
+def test_fingerprint_keeps_older_runs_resumable():
+  # A config saved before alpha_warmup_epochs existed has the same
+  # fingerprint as today's config with the field at 0.
+  base = checkpoint_lib.config_fingerprint(_config())
+  assert checkpoint_lib.config_fingerprint(_config(alpha_warmup_epochs=0.0)) == base
+  assert checkpoint_lib.config_fingerprint(_config(alpha_warmup_epochs=5.0)) != base
+
+
 def test_save_and_restore_round_trip(tmp_path):
   manager = checkpoint_lib.CheckpointManager(str(tmp_path), config=_config())
   assert manager.restore(checkpoint_lib.abstract_like(_state())) is None

@@ -56,6 +56,21 @@ def _config(name):
   ))
 
 
+def test_alpha_schedule_warms_up_linearly():
+  schedule = loss_lib.alpha_schedule(0.1, warmup_epochs=2.0, steps_per_epoch=5)
+
+  values = [float(schedule(step)) for step in (0, 5, 10, 50)]
+
+  np.testing.assert_allclose(values, [0.0, 0.05, 0.1, 0.1], rtol=1e-6, atol=1e-8)
+  assert loss_lib.alpha_schedule(0.1, warmup_epochs=0.0, steps_per_epoch=5) is None
+
+
+@pytest.mark.parametrize("warmup_epochs", [-1.0, "five", float("nan")])
+def test_alpha_schedule_rejects_invalid(warmup_epochs):
+  with pytest.raises(ValueError, match="alpha_warmup_epochs"):
+    loss_lib.alpha_schedule(0.1, warmup_epochs=warmup_epochs, steps_per_epoch=5)
+
+
 def test_make_regularizer_selects_function():
   assert loss_lib.make_regularizer(_config("none")) == (None, {})
   function, kwargs = loss_lib.make_regularizer(_config("weak"))

@@ -15,7 +15,7 @@ from training_fixtures import tiny_config, tiny_dataset
 DATASET = tiny_dataset()
 
 
-def _build(config, devices, *, total_steps=8):
+def _build(config, devices, *, total_steps=8, steps_per_epoch=None):
   mesh = parallel.make_data_mesh(devices)
   tx, schedules = optimizers.create_optimizer(
       config.optimizer, total_steps=total_steps, steps_per_epoch=4)
@@ -25,13 +25,13 @@ def _build(config, devices, *, total_steps=8):
   train_state = step_lib.TrainState.create(model, tx)
   train_step = step_lib.make_train_step(
       train_state, config, num_classes=DATASET.num_classes, mean=DATASET.mean,
-      std=DATASET.std, schedules=schedules, mesh=mesh)
+      std=DATASET.std, schedules=schedules, mesh=mesh, steps_per_epoch=steps_per_epoch)
   state = parallel.replicate(mesh, train_state.state)
   return mesh, train_state, train_step, state
 
 
-def _run(config, devices, num_steps, *, batch_size=16):
-  mesh, train_state, train_step, state = _build(config, devices)
+def _run(config, devices, num_steps, *, batch_size=16, steps_per_epoch=None):
+  mesh, train_state, train_step, state = _build(config, devices, steps_per_epoch=steps_per_epoch)
   key = jax.random.key(7)
   images, labels = DATASET.train_images[:batch_size], DATASET.train_labels[:batch_size]
   history = []
@@ -98,6 +98,28 @@ def test_baseline_logs_unused_regularizer():
   _, history_zero = _run(config_zero, jax.devices()[:1], num_steps=1)
   np.testing.assert_allclose(
       history_zero[0]["loss"], history_zero[0]["cross_entropy"], rtol=1e-6)
+
+
+def test_alpha_warmup_rises_linearly():
+  # 0.5 epochs of 4 steps: alpha is 0, 0.05, 0.1, 0.1 at steps 0 to 3.
+  config = tiny_config(regularizer="weak")
+  config.alpha_warmup_epochs = 0.5
+  _, history = _run(config, jax.devices()[:1], num_steps=4, steps_per_epoch=4)
+
+  alphas = [float(metrics["alpha"]) for metrics in history]
+
+  np.testing.assert_allclose(alphas, [0.0, 0.05, 0.1, 0.1], rtol=1e-6, atol=1e-7)
+  for alpha, metrics in zip(alphas, history):
+    expected = (1 - alpha) * metrics["cross_entropy"] + alpha * metrics["regularizer"]
+    np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
+
+
+def test_alpha_warmup_needs_steps_per_epoch():
+  config = tiny_config(regularizer="weak")
+  config.alpha_warmup_epochs = 1.0
+
+  with pytest.raises(ValueError, match="steps_per_epoch"):
+    _build(config, jax.devices()[:1])
 
 
 def test_train_step_sharded_matches_single_device():

@@ -36,6 +36,9 @@ def default_config() -> ml_collections.ConfigDict:
 
   config.regularizer = "none"
   config.alpha = ml_collections.FieldReference(None, field_type=float)
+  # Epochs over which alpha rises linearly from 0 (the paper's ImageNet runs
+  # use 5); 0 keeps it constant, as on CIFAR.
+  config.alpha_warmup_epochs = 0.0
   config.weak = ml_collections.ConfigDict(dict(num_sketches=64, sketch="gaussian"))
   config.strong = ml_collections.ConfigDict(dict(num_slices=64, t_max=5.0, num_knots=9))
 

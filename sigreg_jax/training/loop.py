@@ -202,9 +202,13 @@ def _check_config(config: Any) -> None:
         f"config.regularizer must be one of {loss_lib.REGULARIZERS}, got "
         f"{config.regularizer!r}; for example --config.regularizer=weak")
   try:
-    loss_lib.resolve_alpha(config.regularizer, config.alpha)
+    alpha = loss_lib.resolve_alpha(config.regularizer, config.alpha)
   except ValueError as error:
     raise ValueError(f"invalid config.alpha: {error}") from error
+  try:
+    loss_lib.alpha_schedule(alpha, config.get("alpha_warmup_epochs", 0.0), steps_per_epoch=1)
+  except ValueError as error:
+    raise ValueError(f"invalid config.{error}") from error
 
   # Trace the regulariser once on a tiny batch, so that a bad num_sketches,
   # sketch, num_slices or grid fails now, not after the data set has loaded.
@@ -352,7 +356,7 @@ def _train(config, workdir, mesh, checkpoints, *, dataset, batch_rows) -> dict[s
 
   train_step = step_lib.make_train_step(
       train_state, config, num_classes=dataset.num_classes, mean=dataset.mean,
-      std=dataset.std, schedules=schedules, mesh=mesh)
+      std=dataset.std, schedules=schedules, mesh=mesh, steps_per_epoch=steps_per_epoch)
   eval_step = step_lib.make_eval_step(
       train_state, num_classes=dataset.num_classes, mean=dataset.mean,
       std=dataset.std, mesh=mesh)

@@ -54,6 +54,32 @@ def soft_cross_entropy(logits: jax.Array, soft_labels: jax.Array) -> jax.Array:
   return optax.softmax_cross_entropy(logits, soft_labels.astype(jnp.float32)).mean()
 
 
+def alpha_schedule(alpha: float, warmup_epochs: float,
+                   steps_per_epoch: int) -> optax.Schedule | None:
+  """Returns the warm-up of the regulariser weight, or None for a constant one.
+
+  With ``warmup_epochs > 0`` the weight rises linearly from 0 at step 0 to
+  ``alpha`` after ``warmup_epochs`` epochs and then stays there. The
+  Weak-SIGReg paper warms it up this way over 5 epochs on ImageNet. Both
+  terms of the loss use the warmed-up value, so the cross-entropy weight
+  falls from 1 to ``1 - alpha`` over the same steps.
+
+  Raises:
+    ValueError: if ``warmup_epochs`` is negative or not a number.
+  """
+  try:
+    warmup_epochs = float(warmup_epochs)
+  except (TypeError, ValueError) as error:
+    raise ValueError(f"alpha_warmup_epochs must be a number, got {warmup_epochs!r}") from error
+  if not warmup_epochs >= 0.0:
+    raise ValueError(
+        f"alpha_warmup_epochs must be >= 0, got {warmup_epochs}; use 0 for a constant alpha")
+  warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+  if warmup_steps == 0:
+    return None
+  return optax.linear_schedule(0.0, alpha, warmup_steps)
+
+
 def resolve_alpha(regularizer: str, alpha: float | None) -> float:
   """Returns the regulariser weight, filling in the default when alpha is None.
 

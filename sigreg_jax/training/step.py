@@ -78,6 +78,7 @@ def make_train_step(
     std: tuple[float, ...],
     schedules: dict[str, optax.Schedule],
     mesh: Mesh,
+    steps_per_epoch: int | None = None,
 ) -> Callable[[nnx.State, jax.Array, jax.Array, jax.Array], tuple[nnx.State, dict[str, jax.Array]]]:
   """Builds the jitted train step ``(state, images, labels, train_key) -> (state, metrics)``.
 
@@ -97,6 +98,8 @@ def make_train_step(
     std: per-channel normalisation standard deviation.
     schedules: learning-rate schedules to log, keyed by metric name.
     mesh: the data mesh; the state is kept replicated on it.
+    steps_per_epoch: optimiser steps per epoch, needed only when
+      ``config.alpha_warmup_epochs`` is above 0.
 
   Returns:
     The jitted step. Its inputs: ``state`` (replicated), ``images`` uint8
@@ -107,10 +110,22 @@ def make_train_step(
     update), ``update_norm``, each schedule's learning rate, ``regularizer``
     and ``regularizer_per_layer`` (``[num_layers]``). Without a regulariser
     (``config.regularizer == "none"``) the last two are Weak-SIGReg values
-    with ``config.weak``'s settings, logged but not part of the loss.
+    with ``config.weak``'s settings, logged but not part of the loss. While
+    ``config.alpha_warmup_epochs`` is above 0, ``alpha`` (the weight of this
+    step) is logged too.
+
+  Raises:
+    ValueError: if ``config.alpha_warmup_epochs`` is above 0 and
+      ``steps_per_epoch`` is None.
   """
   regularizer, regularizer_kwargs = loss_lib.make_regularizer(config)
-  alpha = loss_lib.resolve_alpha(config.regularizer, config.alpha)
+  alpha_value = loss_lib.resolve_alpha(config.regularizer, config.alpha)
+  warmup_epochs = config.get("alpha_warmup_epochs", 0.0)
+  if warmup_epochs and steps_per_epoch is None:
+    raise ValueError(
+        f"config.alpha_warmup_epochs={warmup_epochs} needs steps_per_epoch; pass"
+        " make_train_step(..., steps_per_epoch=...)")
+  alpha_warmup = loss_lib.alpha_schedule(alpha_value, warmup_epochs, steps_per_epoch or 1)
   augment_config = config.augment
 
   def train_step(state, rng_state, images, labels, train_key):
@@ -119,6 +134,7 @@ def make_train_step(
     step = optimizer.step[...]
     augment_key, regularizer_key, dropout_key = _step_keys(train_key, step)
     nnx.reseed(model, dropout=dropout_key)
+    alpha = alpha_value if alpha_warmup is None else alpha_warmup(step)
 
     images, soft_labels = augment.augment_batch(
         augment_key, images, labels,
@@ -152,6 +168,8 @@ def make_train_step(
     metrics["param_norm"] = metrics_lib.global_norm(nnx.state(model, nnx.Param))
     for name, schedule in schedules.items():
       metrics[name] = jnp.asarray(schedule(step), jnp.float32)
+    if alpha_warmup is not None:
+      metrics["alpha"] = jnp.asarray(alpha, jnp.float32)
 
     _, _, new_state = nnx.split((model, optimizer), nnx.RngState, ...)
     return new_state, metrics
