@@ -63,15 +63,24 @@ def _check_features(z: Array, name: str = "z") -> None:
         " layer that produces the features."
     )
   if jax.sharding.get_abstract_mesh().empty and isinstance(z, jax.Array):
-    mesh = getattr(getattr(jax.typeof(z), "sharding", None), "mesh", None)
-    if mesh is not None and any(
-        axis_type == jax.sharding.AxisType.Explicit
-        for axis_type in mesh.axis_types
-    ):
+    # Outside a mesh context, JAX cannot contract over a batch axis sharded
+    # on Explicit mesh axes (replicated or channel-sharded features work).
+    sharding = getattr(jax.typeof(z), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    batch_axes = sharding.spec[0] if mesh is not None and sharding.spec else None
+    if isinstance(batch_axes, str):
+      batch_axes = (batch_axes,)
+    explicit = [
+        axis for axis in batch_axes or ()
+        if mesh.axis_types[mesh.axis_names.index(axis)]
+        == jax.sharding.AxisType.Explicit
+    ]
+    if explicit:
       raise ValueError(
-          f"{name} is sharded over a mesh with Explicit axes {mesh.axis_names},"
-          " but no mesh is set; JAX computes on such arrays only inside"
-          " `with jax.set_mesh(mesh):`, so call the regulariser there."
+          f"{name} has its batch sharded over the Explicit mesh axes"
+          f" {tuple(explicit)}, but no mesh is set; JAX contracts over such an"
+          " axis only inside `with jax.set_mesh(mesh):`, so call the"
+          " regulariser there."
       )
 
 
@@ -86,9 +95,18 @@ def _check_key(key: Any) -> None:
           " one, for example keys[0], or use jax.vmap over the keys."
       )
     return
-  # Raw keys from jax.random.PRNGKey: uint32[2] (threefry) or uint32[4] (rbg).
-  if dtype == jnp.uint32 and shape in ((2,), (4,)):
+  # Raw keys from jax.random.PRNGKey are uint32 arrays that jax.random reads
+  # with the default implementation: [2] for threefry, [4] for rbg.
+  raw_shape = (4,) if "rbg" in str(jax.config.jax_default_prng_impl) else (2,)
+  if dtype == jnp.uint32 and shape == raw_shape:
     return
+  if dtype == jnp.uint32 and shape in ((2,), (4,)):
+    raise TypeError(
+        f"key is a raw uint32 key of shape {shape}, but the default PRNG"
+        f" implementation ({jax.config.jax_default_prng_impl}) reads raw keys"
+        f" of shape {raw_shape}; pass a typed key such as"
+        " jax.random.key(seed, impl='rbg')."
+    )
   description = (
       f"{type(key).__name__}" if dtype is None else f"an array of dtype {dtype}"
       f" and shape {shape}"
@@ -125,6 +143,8 @@ def _check_grid(t_max: Any, num_knots: Any) -> tuple[float, int]:
         " example, 17 (the LeJEPA default) or 9 with t_max=5.0 (the"
         " Weak-SIGReg paper's grid)."
     )
+  if isinstance(t_max, (str, bytes, bool)):
+    raise TypeError(f"t_max must be a Python float, got {t_max!r}.")
   try:
     t_max = float(t_max)
   except (TypeError, jax.errors.ConcretizationTypeError) as error:
@@ -896,6 +916,7 @@ def mean_over_layers(
     >>> loss.shape
     ()
   """
+  _check_key(key)
   features = list(features)
   if not features:
     raise ValueError(

@@ -583,6 +583,19 @@ def test_explicit_array_outside_mesh_raises():
     sigreg_jax.weak_sigreg(KEY, sharded)
 
 
+@pytest.mark.parametrize("spec", [P(), P(None, "data")], ids=["replicated", "channels"])
+def test_explicit_array_outside_mesh_not_batch_sharded(spec):
+  z = jnp.asarray(normal(20, (64, 16)))
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(AxisType.Explicit,))
+  with jax.set_mesh(mesh):
+    sharded = jax.device_put(z, spec)
+
+  value = sigreg_jax.weak_sigreg(KEY, sharded, num_sketches=8)
+
+  np.testing.assert_allclose(
+      value, sigreg_jax.weak_sigreg(KEY, z, num_sketches=8), rtol=1e-5)
+
+
 def test_explicit_mesh_channel_sharded():
   z = jnp.asarray(normal(13, (16, 64)))
   expected = sigreg_jax.weak_sigreg(KEY, z, num_sketches=8)
@@ -720,6 +733,23 @@ def test_non_key_raises(regularizer):
 def test_batch_of_keys_raises():
   with pytest.raises(ValueError, match="single PRNG key"):
     sigreg_jax.weak_sigreg(jax.random.split(KEY, 2), jnp.zeros((8, 4)))
+
+
+def test_raw_key_of_other_implementation_raises():
+  raw_rbg_key = jax.random.key_data(jax.random.key(0, impl="rbg"))
+
+  with pytest.raises(TypeError, match="impl='rbg'"):
+    sigreg_jax.weak_sigreg(raw_rbg_key, normal(21, (16, 32)), num_sketches=8)
+
+
+def test_mean_over_layers_checks_key():
+  with pytest.raises(TypeError, match="jax.random.key"):
+    sigreg_jax.mean_over_layers(sigreg_jax.weak_sigreg, 0, [jnp.zeros((8, 4))])
+
+
+def test_string_t_max_raises():
+  with pytest.raises(TypeError, match="t_max must be a Python float"):
+    sigreg_jax.sigreg(KEY, jnp.zeros((8, 4)), t_max="3")
 
 
 def test_raw_uint32_key_accepted():
