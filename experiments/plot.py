@@ -209,6 +209,14 @@ def main(argv):
     raise app.UsageError(
         "Missing workdirs: python -m experiments.plot WORKDIR [WORKDIR ...] "
         "--output FILE.png")
+  output = _OUTPUT.value
+  if os.path.isdir(output):
+    raise app.UsageError(
+        f"--output={output} is a folder; give a file name, for example "
+        f"--output={os.path.join(output, 'runs.png')}.")
+  if not output.lower().endswith(".png"):
+    raise app.UsageError(
+        f"--output={output} must end in .png, for example --output={output}.png.")
   labels = _LABELS.value or [None] * len(workdirs)
   if len(labels) != len(workdirs):
     raise app.UsageError(
@@ -216,8 +224,8 @@ def main(argv):
         "give one label per workdir.")
 
   runs = [load_run(w, label) for w, label in zip(workdirs, labels)]
-  plot_runs(runs, _OUTPUT.value, _TITLE.value)
-  logging.info("Wrote %s", _OUTPUT.value)
+  plot_runs(runs, output, _TITLE.value)
+  logging.info("Wrote %s", output)
 
 
 if __name__ == "__main__":

@@ -82,8 +82,10 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
   """Lists ``"name: saved -> current"`` for every field that differs."""
   lines = []
   for name in sorted(set(saved) | set(current)):
-    before = saved.get(name, "<missing>")
-    after = current.get(name, "<missing>")
+    # A later field at its old-behaviour value is not stored; show the value.
+    missing = FIELDS_ADDED_LATER.get(name, "<missing>")
+    before = saved.get(name, missing)
+    after = current.get(name, missing)
     if before != after:
       lines.append(f"{name}: {before!r} -> {after!r}")
   return lines

@@ -49,6 +49,14 @@ def test_fingerprint_keeps_older_runs_resumable():
   assert checkpoint_lib.config_fingerprint(_config(alpha_warmup_epochs=5.0)) != base
 
 
+def test_differences_show_later_field_default():
+  saved = checkpoint_lib.trajectory_config(_config(alpha_warmup_epochs=2.0))
+  current = checkpoint_lib.trajectory_config(_config(alpha_warmup_epochs=0.0))
+
+  assert checkpoint_lib.config_differences(saved, current) == [
+      "alpha_warmup_epochs: 2.0 -> 0.0"]
+
+
 def test_save_and_restore_round_trip(tmp_path):
   manager = checkpoint_lib.CheckpointManager(str(tmp_path), config=_config())
   assert manager.restore(checkpoint_lib.abstract_like(_state())) is None

@@ -264,6 +264,18 @@ def test_plot_command_overlays_runs(experiment_workdirs, tmp_path):
   assert output.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize("output, message", [("", "is a folder"), ("runs", "must end in .png")],
+                         ids=["folder", "no_suffix"])
+def test_plot_command_rejects_bad_output(tmp_path, output, message):
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.plot", str(tmp_path),
+       f"--output={tmp_path / output}"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+  assert result.returncode != 0
+  assert message in result.stderr
+
+
 # The example overrides that each entry point's --help shows.
 HELP_OVERRIDES = {
     "vit_cifar100": ("--config.batch_size=256", "--config.regularizer=weak",

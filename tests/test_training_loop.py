@@ -146,7 +146,8 @@ def test_mismatched_checkpoint_rejected(tmp_path):
     [
         ("regularizer", "foo", r"config.regularizer must be one of .* got 'foo'"),
         ("alpha", -1.0, r"invalid config.alpha: alpha must be in \[0, 1\]"),
-        ("alpha_warmup_epochs", -1.0, "invalid config.alpha_warmup_epochs must be >= 0"),
+        ("alpha_warmup_epochs", -1.0, "invalid config.alpha_warmup_epochs: .* >= 0"),
+        ("alpha_warmup_epochs", float("inf"), "invalid config.alpha_warmup_epochs: .*finite"),
         ("max_steps", -1, "config.max_steps must be >= 1, got -1"),
         ("max_steps", 0, "config.max_steps must be >= 1, got 0"),
         ("seed", -1, "config.seed must be >= 0"),

@@ -65,7 +65,14 @@ def test_alpha_schedule_warms_up_linearly():
   assert loss_lib.alpha_schedule(0.1, warmup_epochs=0.0, steps_per_epoch=5) is None
 
 
-@pytest.mark.parametrize("warmup_epochs", [-1.0, "five", float("nan")])
+def test_alpha_schedule_short_warmup_rounds_up():
+  schedule = loss_lib.alpha_schedule(0.1, warmup_epochs=0.05, steps_per_epoch=8)
+
+  assert schedule is not None
+  np.testing.assert_allclose([float(schedule(0)), float(schedule(1))], [0.0, 0.1], atol=1e-8)
+
+
+@pytest.mark.parametrize("warmup_epochs", [-1.0, "five", float("nan"), float("inf"), 1e12])
 def test_alpha_schedule_rejects_invalid(warmup_epochs):
   with pytest.raises(ValueError, match="alpha_warmup_epochs"):
     loss_lib.alpha_schedule(0.1, warmup_epochs=warmup_epochs, steps_per_epoch=5)

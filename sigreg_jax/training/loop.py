@@ -208,7 +208,7 @@ def _check_config(config: Any) -> None:
   try:
     loss_lib.alpha_schedule(alpha, config.get("alpha_warmup_epochs", 0.0), steps_per_epoch=1)
   except ValueError as error:
-    raise ValueError(f"invalid config.{error}") from error
+    raise ValueError(f"invalid config.alpha_warmup_epochs: {error}") from error
 
   # Trace the regulariser once on a tiny batch, so that a bad num_sketches,
   # sketch, num_slices or grid fails now, not after the data set has loaded.

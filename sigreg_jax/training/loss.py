@@ -8,6 +8,7 @@ SIGReg from LeJEPA (Balestriero and LeCun, 2025, arXiv 2511.08544).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import math
 from typing import Any
 
 import jax
@@ -59,7 +60,8 @@ def alpha_schedule(alpha: float, warmup_epochs: float,
   """Returns the warm-up of the regulariser weight, or None for a constant one.
 
   With ``warmup_epochs > 0`` the weight rises linearly from 0 at step 0 to
-  ``alpha`` after ``warmup_epochs`` epochs and then stays there. The
+  ``alpha`` after ``ceil(warmup_epochs * steps_per_epoch)`` steps and then
+  stays there. The
   Weak-SIGReg paper warms it up this way over 5 epochs on ImageNet. Both
   terms of the loss use the warmed-up value, so the cross-entropy weight
   falls from 1 to ``1 - alpha`` over the same steps.
@@ -71,12 +73,18 @@ def alpha_schedule(alpha: float, warmup_epochs: float,
     warmup_epochs = float(warmup_epochs)
   except (TypeError, ValueError) as error:
     raise ValueError(f"alpha_warmup_epochs must be a number, got {warmup_epochs!r}") from error
-  if not warmup_epochs >= 0.0:
+  if not 0.0 <= warmup_epochs < math.inf:
     raise ValueError(
-        f"alpha_warmup_epochs must be >= 0, got {warmup_epochs}; use 0 for a constant alpha")
-  warmup_steps = int(round(warmup_epochs * steps_per_epoch))
-  if warmup_steps == 0:
+        f"alpha_warmup_epochs must be finite and >= 0, got {warmup_epochs}; use 0 for a"
+        " constant alpha")
+  if warmup_epochs == 0.0:
     return None
+  # Rounded up, so that any positive value warms up for at least one step.
+  warmup_steps = math.ceil(warmup_epochs * steps_per_epoch)
+  if warmup_steps >= 2**31:
+    raise ValueError(
+        f"alpha_warmup_epochs={warmup_epochs} gives {warmup_steps} warm-up steps, more"
+        " than a step counter holds; use a warm-up shorter than the run")
   return optax.linear_schedule(0.0, alpha, warmup_steps)
 
 
