@@ -98,6 +98,19 @@ def test_train_step_benchmark_tiny_model(tmp_path):
   assert results["augment_images_per_second"] > 0
 
 
+def test_epoch_benchmark_quick(tmp_path):
+  results = run_benchmark("epoch", "--quick", "--regularizers", "none", "weak",
+                          tmp_path=tmp_path)
+
+  assert set(results["arms"]) == {"none", "weak"}
+  assert results["num_train"] == 1024
+  for arm in results["arms"].values():
+    assert arm["steps"] == 1024 // 32
+    assert arm["images_per_second"] > 0
+    assert arm["wall_s"] > 0
+    np.testing.assert_allclose(arm["steady_epoch_s"], 1024 / arm["images_per_second"])
+
+
 def test_torch_weak_collapsed_value(torch_reference):
   import torch
 
