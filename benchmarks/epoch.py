@@ -1,12 +1,14 @@
 """Time one CIFAR-100 epoch of the collapse-setting ViT with the real trainer.
 
 Runs `sigreg_jax.training.loop.train_and_evaluate` for one epoch per
-regulariser arm (none, weak, strong) on a data set with CIFAR-100's shapes:
-50,000 training and 10,000 test images of 32 x 32 x 3 in 100 classes, batch
-128, so 390 steps and one evaluation, as in the paper's runs. The images are
-uniform random uint8 values. The step does the same work for any pixel values,
-so the time is that of CIFAR-100 without a download, which matters on
-machines without internet access.
+regulariser arm (none, weak, strong). The data set has CIFAR-100's shapes:
+50,000 training and 10,000 test images of 32 x 32 x 3 in 100 classes. At
+batch 128, as in the CIFAR-100 runs of Akbar, 2026, "Weak-SIGReg: Covariance
+Regularization for Stable Deep Learning" (arXiv 2603.05924), an epoch is 390
+steps and one evaluation. The images are uniform random uint8 values. The
+step does the same work for any pixel values, so the time is that of
+CIFAR-100 without a download, which matters on machines without internet
+access.
 
 For each arm it reports:
 
