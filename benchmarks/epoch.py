@@ -35,16 +35,12 @@ import jax
 import numpy as np
 
 from benchmarks import timing
+from benchmarks import train_step
 from sigreg_jax.data import sources
-from sigreg_jax.models import vit
-from sigreg_jax.training import config as config_lib
 from sigreg_jax.training import loop
 
-REGULARIZERS = ("none", "weak", "strong")
+REGULARIZERS = train_step.REGULARIZERS
 CIFAR100 = sources.METADATA["cifar100"]
-
-# --quick: a 2-block, width-64 ViT on a small random data set.
-QUICK_MODEL = dict(width=64, depth=2, num_heads=4, mlp_dim=128)
 
 
 def random_cifar100(num_train: int, num_test: int, seed: int = 0) -> sources.Dataset:
@@ -67,11 +63,8 @@ def random_cifar100(num_train: int, num_test: int, seed: int = 0) -> sources.Dat
 def make_config(regularizer: str, *, batch_size: int, model_overrides: dict,
                 log_every_steps: int):
   """Return a one-epoch run config of the collapse-setting ViT, every augmentation on."""
-  config = config_lib.default_config()
-  config.model = dict(name="vit", **vit.vit_collapse_kwargs())
-  config.model.update(model_overrides)
-  config.regularizer = regularizer
-  config.batch_size = batch_size
+  config = train_step.make_config(regularizer, batch_size=batch_size,
+                                  model_overrides=model_overrides, light_augment=False)
   config.num_epochs = 1
   config.log_every_steps = log_every_steps
   config.progress_bar = False
@@ -119,7 +112,7 @@ def main(argv=None):
 
   if args.quick:
     dataset = random_cifar100(1024, 256)
-    batch_size, model_overrides, log_every_steps = 32, QUICK_MODEL, 8
+    batch_size, model_overrides, log_every_steps = 32, train_step.QUICK_MODEL, 8
   else:
     dataset = random_cifar100(50_000, 10_000)
     batch_size, model_overrides, log_every_steps = 128, {}, 30

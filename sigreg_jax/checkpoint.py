@@ -64,12 +64,12 @@ def trajectory_config(config: Any) -> dict[str, Any]:
   """
   as_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
   flat = _flatten(as_dict)
-  kept = {
+  trajectory = {
       name: value for name, value in flat.items()
       if name not in RUN_CONTROL_FIELDS
       and not (name in FIELDS_ADDED_LATER and value == FIELDS_ADDED_LATER[name])
   }
-  return json.loads(json.dumps(kept, sort_keys=True, default=str))
+  return json.loads(json.dumps(trajectory, sort_keys=True, default=str))
 
 
 def config_fingerprint(config: Any) -> str:

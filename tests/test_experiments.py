@@ -318,13 +318,17 @@ def _write_metrics(workdir: pathlib.Path, records: list[dict]) -> None:
       metrics_file.write(json.dumps(record) + "\n")
 
 
+# One training record and one evaluation, 10 steps per epoch.
+ONE_EPOCH_RECORDS = [
+    dict(step=5, kind="train", epoch=0.5, accuracy=0.1, cross_entropy=2.3),
+    dict(step=10, kind="eval", test_accuracy=0.2, test_loss=2.2,
+         test_entropy_rank=[3.0, 4.0], test_participation_ratio=[2.0, 3.0]),
+]
+
+
 def test_load_run_converts_steps_to_epochs(tmp_path):
   workdir = tmp_path / "run"
-  _write_metrics(workdir, [
-      dict(step=5, kind="train", epoch=0.5, accuracy=0.1, cross_entropy=2.3),
-      dict(step=10, kind="eval", test_accuracy=0.2, test_loss=2.2,
-           test_entropy_rank=[3.0, 4.0], test_participation_ratio=[2.0, 3.0]),
-  ])
+  _write_metrics(workdir, ONE_EPOCH_RECORDS)
   (workdir / "metrics.jsonl").open("a").write("{truncated\n")
 
   run = plot.load_run(str(workdir))
@@ -337,11 +341,7 @@ def test_load_run_converts_steps_to_epochs(tmp_path):
 
 def test_plot_creates_output_folder(tmp_path):
   workdir = tmp_path / "run"
-  _write_metrics(workdir, [
-      dict(step=5, kind="train", epoch=0.5, accuracy=0.1, cross_entropy=2.3),
-      dict(step=10, kind="eval", test_accuracy=0.2, test_loss=2.2,
-           test_entropy_rank=[3.0, 4.0], test_participation_ratio=[2.0, 3.0]),
-  ])
+  _write_metrics(workdir, ONE_EPOCH_RECORDS)
   output = tmp_path / "new" / "folder" / "runs.png"
 
   plot.plot_runs([plot.load_run(str(workdir))], str(output))
@@ -351,11 +351,7 @@ def test_plot_creates_output_folder(tmp_path):
 
 def test_plot_runs_without_regularizer(tmp_path):
   workdir = tmp_path / "baseline"
-  _write_metrics(workdir, [
-      dict(step=5, kind="train", epoch=0.5, accuracy=0.1, cross_entropy=2.3),
-      dict(step=10, kind="eval", test_accuracy=0.2, test_loss=2.2,
-           test_entropy_rank=[3.0, 4.0], test_participation_ratio=[2.0, 3.0]),
-  ])
+  _write_metrics(workdir, ONE_EPOCH_RECORDS)
   output = tmp_path / "baseline.png"
 
   plot.plot_runs([plot.load_run(str(workdir))], str(output))
